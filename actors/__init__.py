@@ -1,0 +1,1 @@
+"""perdure: durable, event-sourced actors for asyncio."""
