@@ -1,0 +1,135 @@
+"""``Context``: the only door from workflow code to the world, each call a command."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, final
+
+from ._actor import Retry, activity_options, seconds
+
+if TYPE_CHECKING:
+    from ._replay import Engine
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class ContinueAsNew(BaseException):
+    """Raised by ``ctx.continue_as_new`` to end the run.
+
+    Not an ``Exception``, so ``except Exception`` in workflow code does not swallow it.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+
+
+@final
+class Context:
+    """What workflow code may do besides computing: each call is journaled or derived.
+
+    Only the system creates contexts; workflow code receives one as ``run``'s ``ctx``.
+    """
+
+    def __init__(self, engine: Engine, token: object) -> None:
+        if token is not _TOKEN:
+            msg = "Context is created by the actor system; workflow code receives it as ctx"
+            raise TypeError(msg)
+        self._engine = engine
+
+    @classmethod
+    def _create(cls, engine: Engine) -> Context:
+        return cls(engine, _TOKEN)
+
+    @property
+    def actor_id(self) -> str:
+        """The id of the actor this code runs for."""
+        return self._engine.actor_id
+
+    @property
+    def is_replaying(self) -> bool:
+        """Whether the code is being replayed from history (e.g. to skip logging)."""
+        return self._engine.replaying
+
+    async def activity(
+        self,
+        fn: Callable[_P, Awaitable[_R]] | Callable[_P, _R],
+        *args: Any,
+        retry: Retry | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> _R:
+        """Run ``fn(*args)`` on the host as an activity and return its journaled result.
+
+        ``fn`` runs on the host's event loop (a plain function runs in a worker thread)
+        with the retry policy and per-attempt timeout given here, by ``@activity``, or
+        by default. Its outcome is journaled; replay returns it without running ``fn``.
+        An activity in flight at a crash runs again; a completed one never does.
+
+        Raises:
+            ActivityError: ``fn`` failed on its last attempt (the cause is attached).
+        """
+        options = activity_options(fn, retry, timeout)
+        future = self._engine.schedule_activity(fn, args, options)
+        result: _R = await future
+        return result
+
+    async def sleep(self, duration: float | timedelta) -> None:
+        """Sleep on a durable timer: stored, and fired after a crash if it came due."""
+        await asyncio.sleep(seconds(duration) or 0.0)
+
+    async def wait_until(
+        self, predicate: Callable[[], bool], timeout: float | timedelta | None = None
+    ) -> bool:
+        """Wait until ``predicate()`` is true (checked after each input, e.g. signals).
+
+        Returns:
+            True once the predicate holds; False if ``timeout`` (a durable timer)
+            expired first.
+        """
+        if predicate():
+            return True
+        future = self._engine.wait_until(predicate)
+        limit = seconds(timeout)
+        if limit is None:
+            return await future
+        try:
+            async with asyncio.timeout(limit):
+                return await future
+        except TimeoutError:
+            future.cancel()
+            return False
+
+    def now(self) -> datetime:
+        """The workflow's current time (UTC): the time of the input being handled."""
+        return datetime.fromtimestamp(self._engine.now, UTC)
+
+    def random(self) -> float:
+        """A deterministic random float in [0, 1): the same on every replay."""
+        return self._engine.random.random()
+
+    def uuid4(self) -> uuid.UUID:
+        """A deterministic random UUID: the same on every replay."""
+        return uuid.UUID(int=self._engine.random.getrandbits(128), version=4)
+
+    def patched(self, change_id: str) -> bool:
+        """Tell whether the code after a change runs here, so old histories still replay.
+
+        Live, it records a marker and returns True. Replaying a history written before
+        the change, it returns False, so keep the old code path under ``else`` until no
+        run from before the change is left.
+        """
+        return self._engine.patched(change_id)
+
+    async def continue_as_new(self, *args: Any) -> NoReturn:
+        """End this run and start ``run(ctx, *args)`` again from the current state.
+
+        Use it at the end of an endless loop: the new run starts from a snapshot of the
+        state with an empty history, so recovery stays bounded. It never returns.
+        """
+        raise ContinueAsNew(*args)
+
+
+_TOKEN = object()

@@ -1,0 +1,222 @@
+"""The events of an actor's history, as stored in its journal stream.
+
+An actor's stream is a sequence of *activations*. Each begins with one **input** (what
+happened to the actor: it started, an activity finished, a timer fired, a signal or a
+cancel arrived) followed by the **commands** its code issued while handling that input
+(an activity scheduled, a timer started or cancelled, a version marker, the end of the
+run). **Notes** record host facts that workflow code never sees (a failed activity
+attempt). Payload values (arguments, results) are stored already encoded by the
+system's codec, so an event decodes without knowing the user's types.
+
+Stored format: the codec's tagged JSON, tag ``perdure.<Class>``; ``FORMAT`` is written
+into each stream's metadata so a future change of replay order can be recognised.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import attrs
+
+from ._exceptions import ErrorInfo
+
+FORMAT = 1
+"""Version of the history format and of replay order."""
+
+
+# Inputs ---------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Started:
+    """The actor's run began (spawn, or continue-as-new) with these arguments."""
+
+    time: float
+    args: bytes
+    """The run's arguments, a list encoded by the codec."""
+    run: int = 1
+    """1 for the first run, +1 at each continue-as-new."""
+
+
+@attrs.frozen(kw_only=True)
+class ActivityCompleted:
+    """An activity returned."""
+
+    time: float
+    cmd: int
+    result: bytes
+
+
+@attrs.frozen(kw_only=True)
+class ActivityFailed:
+    """An activity failed on its last attempt."""
+
+    time: float
+    cmd: int
+    attempts: int
+    failure: tuple[ErrorInfo, ...]
+
+
+@attrs.frozen(kw_only=True)
+class TimerFired:
+    """A durable timer came due."""
+
+    time: float
+    cmd: int
+
+
+@attrs.frozen(kw_only=True)
+class SignalReceived:
+    """A signal was applied to the actor's state."""
+
+    time: float
+    name: str
+    args: bytes
+
+
+@attrs.frozen(kw_only=True)
+class CancelRequested:
+    """Someone asked the actor to cancel: ``CancelledError`` at its current await."""
+
+    time: float
+
+
+# Commands -------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ActivityScheduled:
+    """Workflow code called an activity."""
+
+    cmd: int
+    name: str
+
+
+@attrs.frozen(kw_only=True)
+class TimerStarted:
+    """Workflow code started a durable timer (``ctx.sleep``, ``asyncio.sleep``, timeouts)."""
+
+    cmd: int
+    fire_at: float
+
+
+@attrs.frozen(kw_only=True)
+class TimerCancelled:
+    """A timer was cancelled before it fired."""
+
+    cmd: int
+
+
+@attrs.frozen(kw_only=True)
+class Patched:
+    """``ctx.patched(change_id)`` returned True here: the code after the change ran."""
+
+    change_id: str
+
+
+@attrs.frozen(kw_only=True)
+class Completed:
+    """The run returned this result: the actor completed."""
+
+    result: bytes
+
+
+@attrs.frozen(kw_only=True)
+class Failed:
+    """The run raised: the actor failed."""
+
+    failure: tuple[ErrorInfo, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Cancelled:
+    """The run ended by cancellation."""
+
+
+@attrs.frozen(kw_only=True)
+class ContinuedAsNew:
+    """The run ended to start again with these arguments from the current state."""
+
+    args: bytes
+    state: bytes
+    """The actor's state as the new run starts from it (also saved as a snapshot)."""
+
+
+@attrs.frozen(kw_only=True)
+class Terminated:
+    """The host stopped the actor at once."""
+
+    time: float
+    reason: str
+
+
+# Notes ----------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class AttemptFailed:
+    """An activity attempt failed and will be retried."""
+
+    time: float
+    cmd: int
+    attempt: int
+    failure: tuple[ErrorInfo, ...]
+
+
+Input: TypeAlias = (
+    Started | ActivityCompleted | ActivityFailed | TimerFired | SignalReceived | CancelRequested
+)
+Command: TypeAlias = (
+    ActivityScheduled
+    | TimerStarted
+    | TimerCancelled
+    | Patched
+    | Completed
+    | Failed
+    | Cancelled
+    | ContinuedAsNew
+)
+HistoryEvent: TypeAlias = Input | Command | Terminated | AttemptFailed
+
+INPUTS = (Started, ActivityCompleted, ActivityFailed, TimerFired, SignalReceived, CancelRequested)
+COMMANDS = (
+    ActivityScheduled,
+    TimerStarted,
+    TimerCancelled,
+    Patched,
+    Completed,
+    Failed,
+    Cancelled,
+    ContinuedAsNew,
+)
+ALL_EVENTS: tuple[type, ...] = (*INPUTS, *COMMANDS, Terminated, AttemptFailed, ErrorInfo)
+
+
+_KINDS: dict[type, str] = {
+    TimerStarted: "a timer",
+    TimerCancelled: "a timer cancellation",
+    Completed: "completion",
+    Failed: "failure",
+    Cancelled: "cancellation",
+    ContinuedAsNew: "continue-as-new",
+}
+
+
+def describe(command: Command) -> str:
+    """Name a command for a nondeterminism report: its kind and, where it has one, name."""
+    if isinstance(command, ActivityScheduled):
+        return f"activity {command.name!r}"
+    if isinstance(command, Patched):
+        return f"patch marker {command.change_id!r}"
+    return _KINDS[type(command)]
+
+
+def same_command(recorded: Command, issued: Command) -> bool:
+    """Whether ``issued`` replays ``recorded``: same kind and, where it has one, name."""
+    if type(recorded) is not type(issued):
+        return False
+    if isinstance(recorded, ActivityScheduled):
+        return recorded.name == issued.name  # type: ignore[union-attr]
+    if isinstance(recorded, Patched):
+        return recorded.change_id == issued.change_id  # type: ignore[union-attr]
+    return True

@@ -1,0 +1,429 @@
+"""The deterministic core: one actor's history in, commands out. No I/O, no clock.
+
+Theory of operation. An ``Engine`` owns one run of one actor: its state object, the
+``DeterministicLoop`` its workflow code runs on and every command that code has issued.
+The driver hands it one *input* at a time (``activate``); the engine applies it
+(resolve an activity's future, fire a timer, call a signal method, cancel the run),
+runs the loop until it is quiet, re-checks ``wait_until`` conditions, and returns the
+commands the code issued meanwhile. Live execution and replay go through the very same
+``activate``: replay passes the commands the history recorded after that input, and
+every command the code issues is checked against them instead of being returned.
+
+Invariants:
+
+1. Commands are numbered in the order the code issues them; replay reproduces the
+   numbers, so an input names its command (``cmd``) unambiguously.
+2. Nothing here reads a clock or draws from the OS: ``now`` is the input's time (never
+   moving backwards) and randomness is seeded from the actor id and run number.
+3. A replayed command whose kind or name differs from the record is a
+   ``NondeterminismError``: it is raised out of ``activate`` even if workflow code
+   caught it, and the engine must then be dropped.
+4. Once the run has an outcome (completed, failed, cancelled, continued as new) the
+   engine accepts no further input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from journal.codec import Codec
+
+from ._actor import ActivityOptions, Actor, is_signal
+from ._context import Context, ContinueAsNew
+from ._events import (
+    ActivityCompleted,
+    ActivityFailed,
+    ActivityScheduled,
+    AttemptFailed,
+    Cancelled,
+    CancelRequested,
+    Command,
+    Completed,
+    ContinuedAsNew,
+    Failed,
+    HistoryEvent,
+    Input,
+    Patched,
+    SignalReceived,
+    Started,
+    Terminated,
+    TimerCancelled,
+    TimerFired,
+    TimerStarted,
+    describe,
+    same_command,
+)
+from ._exceptions import ActivityError, ErrorInfo, NondeterminismError
+from ._loop import DeterministicLoop
+
+Outcome = Completed | Failed | Cancelled | ContinuedAsNew
+
+
+@attrs.define(eq=False)
+class PendingActivity:
+    """An activity workflow code is waiting for."""
+
+    cmd: int
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    options: ActivityOptions
+    future: asyncio.Future[Any]
+    attempts: int = 0
+    """Attempts already made and failed (from the history's notes)."""
+
+
+def failure_info(error: BaseException) -> tuple[ErrorInfo, ...]:
+    """Describe ``error`` and its cause chain as text, outermost first."""
+    chain: list[ErrorInfo] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ActivityError):
+            chain.append(_info(current))
+            chain.extend(current.failure)
+            break
+        chain.append(_info(current))
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return tuple(chain)
+
+
+def _info(error: BaseException) -> ErrorInfo:
+    kind = type(error)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    text = "".join(traceback.format_exception(kind, error, error.__traceback__, chain=False))
+    return ErrorInfo(type=name, message=str(error), traceback=text)
+
+
+class Engine:
+    """Runs one run of one actor's workflow code, input by input."""
+
+    def __init__(
+        self,
+        *,
+        actor_id: str,
+        actor: Actor,
+        codec: Codec,
+        run: int = 1,
+        next_cmd: int = 1,
+        now: float = 0.0,
+    ) -> None:
+        self.actor_id = actor_id
+        self.actor = actor
+        self.codec = codec
+        self.run = run
+        self.now = now
+        self.loop = DeterministicLoop(self, start_time=now)
+        self.context = Context._create(self)
+        self.random = random.Random(f"{actor_id}/{run}")
+        self.outcome: Outcome | None = None
+        self.terminated = False
+        self.activities: dict[int, PendingActivity] = {}
+        self.new_activities: list[PendingActivity] = []
+        self.timers: dict[int, asyncio.TimerHandle] = {}
+        self._timer_cmds: dict[int, int] = {}  # id(handle) -> cmd
+        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[bool]]] = []
+        self._patches: dict[str, bool] = {}
+        self._next_cmd = next_cmd
+        self._main: asyncio.Task[Any] | None = None
+        self._issued: list[Command] = []
+        self._recorded: deque[Command] | None = None
+        self._event_no = 0
+        self._error: NondeterminismError | None = None
+        self._attempts: dict[int, int] = {}
+
+    # The driver's side ----------------------------------------------------------
+
+    @property
+    def next_cmd(self) -> int:
+        """The number the next command will get."""
+        return self._next_cmd
+
+    @property
+    def replaying(self) -> bool:
+        """Whether the current activation replays recorded commands."""
+        return self._recorded is not None
+
+    def accepts(self, event: Input) -> bool:
+        """Whether ``event`` still means something to this run (not a duplicate)."""
+        if self.outcome is not None or self.terminated or self._error is not None:
+            return False
+        if isinstance(event, Started):
+            return self._main is None
+        if isinstance(event, ActivityCompleted | ActivityFailed):
+            return event.cmd in self.activities
+        if isinstance(event, TimerFired):
+            return event.cmd in self.timers
+        return self._main is not None
+
+    def activate(
+        self, event: Input, *, seq: int = 0, recorded: Sequence[Command] | None = None
+    ) -> list[Command]:
+        """Apply one input, run the code until it waits, return the commands it issued.
+
+        Args:
+            event: the input.
+            seq: the input's event number in the stream (for error reports).
+            recorded: for replay, the commands the history holds after ``event``; the
+                code's commands are checked against them and nothing is returned.
+
+        Raises:
+            NondeterminismError: replayed code issued other commands than recorded.
+        """
+        if not self.accepts(event):
+            msg = f"actor {self.actor_id!r} cannot take {type(event).__name__} now"
+            raise ValueError(msg)
+        self._issued = []
+        self._recorded = None if recorded is None else deque(recorded)
+        self._event_no = seq
+        self.now = max(self.now, event.time)
+        self.loop.set_time(self.now)
+        self._apply(event)
+        self._run()
+        if self._error is None and self._recorded:
+            leftover = [c for c in self._recorded if not isinstance(c, Patched)]
+            if leftover:
+                self._mismatch(describe(leftover[0]), "nothing (the code waited for input)")
+        self._recorded = None
+        if self._error is not None:
+            raise self._error
+        return self._issued
+
+    def note(self, event: AttemptFailed | Terminated) -> None:
+        """Take a host fact from the history: a failed attempt, or termination."""
+        if isinstance(event, Terminated):
+            self.terminated = True
+        else:
+            self._attempts[event.cmd] = event.attempt
+
+    def attempts(self, cmd: int) -> int:
+        """Failed attempts recorded for activity ``cmd``."""
+        return self._attempts.get(cmd, 0)
+
+    def take_new_activities(self) -> list[PendingActivity]:
+        """Return (and forget) the activities scheduled since the last call."""
+        new, self.new_activities = self.new_activities, []
+        for pending in new:
+            pending.attempts = self.attempts(pending.cmd)
+        return new
+
+    def query(self, method: Callable[..., Any], args: Sequence[Any]) -> Any:
+        """Answer a query from the current state."""
+        return method(self.actor, *args)
+
+    # Inputs ----------------------------------------------------------------------
+
+    def _apply(self, event: Input) -> None:
+        if isinstance(event, Started):
+            args = self.codec.decode(event.args)
+            assert isinstance(args, list)
+            self._main = self.loop.create_task(self.actor.run(self.context, *args))
+            self._main.add_done_callback(self._on_main_done)
+        elif isinstance(event, ActivityCompleted):
+            pending = self.activities.pop(event.cmd)
+            if not pending.future.done():
+                pending.future.set_result(self.codec.decode(event.result))
+        elif isinstance(event, ActivityFailed):
+            pending = self.activities.pop(event.cmd)
+            if not pending.future.done():
+                error = ActivityError(pending.options.name, event.attempts, event.failure)
+                pending.future.set_exception(error)
+        elif isinstance(event, TimerFired):
+            handle = self.timers.pop(event.cmd)
+            self._timer_cmds.pop(id(handle), None)
+            self.loop.fire_timer(handle)
+        elif isinstance(event, SignalReceived):
+            self._signal(event)
+        else:
+            assert isinstance(event, CancelRequested)
+            assert self._main is not None
+            self._main.cancel()
+
+    def _signal(self, event: SignalReceived) -> None:
+        method = getattr(type(self.actor), event.name, None)
+        if not is_signal(method):
+            self._mismatch(f"signal {event.name!r}", "a type without that signal")
+            return
+        args = self.codec.decode(event.args)
+        assert isinstance(args, list)
+        assert method is not None
+        try:
+            method(self.actor, *args)
+        except Exception as error:  # noqa: BLE001 - a failing signal fails the run
+            self._finish(Failed(failure=failure_info(error)))
+
+    def _run(self) -> None:
+        while True:
+            self.loop.run_until_quiescent()
+            if self.outcome is not None or self._error is not None:
+                return
+            woke = False
+            for predicate, future in list(self._conditions):
+                if future.done():
+                    self._conditions.remove((predicate, future))
+                    continue
+                try:
+                    met = predicate()
+                except Exception as error:  # noqa: BLE001 - raised where the code waits
+                    future.set_exception(error)
+                    met = True
+                if met:
+                    if not future.done():
+                        future.set_result(True)
+                    self._conditions.remove((predicate, future))
+                    woke = True
+            if not woke:
+                return
+
+    def _on_main_done(self, task: asyncio.Task[Any]) -> None:
+        if self.outcome is not None:
+            return
+        if task.cancelled():
+            self._finish(Cancelled())
+            return
+        error = task.exception()
+        if isinstance(error, ContinueAsNew):
+            try:
+                self._finish(
+                    ContinuedAsNew(
+                        args=self.codec.encode(list(error.args)),
+                        state=self.codec.encode(self.actor),
+                    )
+                )
+            except Exception as encode_error:  # noqa: BLE001 - bad arguments fail the run
+                self._finish(Failed(failure=failure_info(encode_error)))
+        elif isinstance(error, NondeterminismError):
+            return
+        elif error is not None:
+            self._finish(Failed(failure=failure_info(error)))
+        else:
+            try:
+                self._finish(Completed(result=self.codec.encode(task.result())))
+            except Exception as encode_error:  # noqa: BLE001 - an unencodable result fails
+                self._finish(Failed(failure=failure_info(encode_error)))
+
+    def _finish(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self.issue(outcome)
+        for handle in list(self.timers.values()):
+            handle.cancel()  # reported to timer_cancelled: their wakeups go too
+
+    # Commands (called by Context and by the loop) ---------------------------------
+
+    def issue(self, command: Command) -> None:
+        """Record a command: returned when live, checked against the history in replay."""
+        recorded = self._recorded
+        if recorded is None:
+            self._issued.append(command)
+            return
+        self._event_no += 1
+        while recorded and isinstance(recorded[0], Patched) and not isinstance(command, Patched):
+            recorded.popleft()  # a marker whose patched() call was removed from the code
+            self._event_no += 1
+        if not recorded:
+            self._mismatch("no further command (the code waited for input)", describe(command))
+        elif not same_command(recorded[0], command):
+            self._mismatch(describe(recorded[0]), describe(command))
+        else:
+            recorded.popleft()
+
+    def _mismatch(self, expected: str, got: str) -> None:
+        if self._error is None:
+            self._error = NondeterminismError(self.actor_id, self._event_no, expected, got)
+        raise self._error
+
+    def next_command(self) -> int:
+        """Take the next command number."""
+        cmd = self._next_cmd
+        self._next_cmd += 1
+        return cmd
+
+    def schedule_activity(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], options: ActivityOptions
+    ) -> asyncio.Future[Any]:
+        """Issue an activity command; return the future its outcome resolves."""
+        cmd = self.next_command()
+        self.issue(ActivityScheduled(cmd=cmd, name=options.name))
+        future: asyncio.Future[Any] = self.loop.create_future()
+        pending = PendingActivity(cmd=cmd, fn=fn, args=args, options=options, future=future)
+        self.activities[cmd] = pending
+        self.new_activities.append(pending)
+        return future
+
+    def patched(self, change_id: str) -> bool:
+        """Whether code after change ``change_id`` runs here (see ``Context.patched``)."""
+        known = self._patches.get(change_id)
+        if known is not None:
+            return known
+        recorded = self._recorded
+        if recorded is None:
+            self.issue(Patched(change_id=change_id))
+            result = True
+        else:
+            head = recorded[0] if recorded else None
+            result = isinstance(head, Patched) and head.change_id == change_id
+            if result:
+                self.issue(Patched(change_id=change_id))
+        self._patches[change_id] = result
+        return result
+
+    def wait_until(self, predicate: Callable[[], bool]) -> asyncio.Future[bool]:
+        """Return a future resolved once ``predicate()`` holds after some input."""
+        future: asyncio.Future[bool] = self.loop.create_future()
+        self._conditions.append((predicate, future))
+        return future
+
+    # TimerSink --------------------------------------------------------------------
+
+    def timer_started(self, handle: asyncio.TimerHandle) -> None:
+        """Issue a timer command for a timer the loop was asked to start."""
+        cmd = self.next_command()
+        self.issue(TimerStarted(cmd=cmd, fire_at=handle.when()))
+        self.timers[cmd] = handle
+        self._timer_cmds[id(handle)] = cmd
+
+    def timer_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        """Issue a cancellation for a timer that was cancelled before it fired."""
+        cmd = self._timer_cmds.pop(id(handle), None)
+        if cmd is not None:
+            del self.timers[cmd]
+            self.issue(TimerCancelled(cmd=cmd))
+
+
+def split_activations(
+    events: Sequence[tuple[int, HistoryEvent]],
+) -> list[tuple[int, HistoryEvent, list[Command]]]:
+    """Group a history into (seq, input or note, commands recorded after it)."""
+    groups: list[tuple[int, HistoryEvent, list[Command]]] = []
+    for seq, event in events:
+        if isinstance(
+            event,
+            Started
+            | ActivityCompleted
+            | ActivityFailed
+            | TimerFired
+            | SignalReceived
+            | CancelRequested
+            | AttemptFailed
+            | Terminated,
+        ):
+            groups.append((seq, event, []))
+        elif groups:
+            groups[-1][2].append(event)
+        else:
+            msg = f"a history cannot begin with {type(event).__name__} (event {seq})"
+            raise ValueError(msg)
+    return groups

@@ -1,0 +1,235 @@
+"""The driver of one live actor: inputs in, one atomic commit per activation, then act.
+
+Theory of operation. Inputs (an activity's outcome, a fired timer, a signal, a cancel)
+queue up on the runner and are handled one at a time: the engine activates on the
+input and returns the commands the code issued; the runner commits the input and
+those commands in one ``Commit`` (with the wakeups to schedule or cancel and the new
+status); only after the commit is durable does it act: start activities, arm timers,
+answer the caller whose signal it was, resolve ``result()``. A crash between commit
+and action loses nothing: replay re-derives the same commands, and the host redoes
+what they ask (pending activities run, pending timers are re-armed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from journal import Commit
+
+from ._activities import execute
+from ._events import (
+    AttemptFailed,
+    Cancelled,
+    Command,
+    Completed,
+    ContinuedAsNew,
+    Failed,
+    HistoryEvent,
+    Input,
+    Started,
+    Terminated,
+    TimerCancelled,
+    TimerFired,
+    TimerStarted,
+)
+from ._exceptions import ActorNotRunningError
+from ._replay import Engine, Outcome
+from ._status import Status
+
+if TYPE_CHECKING:
+    from ._system import ActorSystem
+
+logger = logging.getLogger("actors")
+
+Item = Input | AttemptFailed | Terminated
+
+
+def timer_key(cmd: int) -> str:
+    """The wakeup key of timer command ``cmd``."""
+    return f"t{cmd}"
+
+
+def status_of(outcome: Outcome | None, terminated: bool) -> Status:
+    """The stream status that an engine's outcome means."""
+    if terminated:
+        return Status.TERMINATED
+    if isinstance(outcome, Completed):
+        return Status.COMPLETED
+    if isinstance(outcome, Failed):
+        return Status.FAILED
+    if isinstance(outcome, Cancelled):
+        return Status.CANCELLED
+    return Status.RUNNING
+
+
+class Runner:
+    """Owns a live actor's engine, its queue of inputs and the host work it asked for."""
+
+    def __init__(
+        self, system: ActorSystem, actor_id: str, type_name: str, engine: Engine, seq: int
+    ) -> None:
+        self.system = system
+        self.actor_id = actor_id
+        self.type_name = type_name
+        self.engine = engine
+        self.seq = seq
+        self.done: asyncio.Future[tuple[Status, Outcome | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._queue: deque[tuple[Item, asyncio.Future[None] | None]] = deque()
+        self._wake = asyncio.Event()
+        self._scopes: dict[int, anyio.CancelScope] = {}  # timer and activity work by cmd
+        self.metadata: bytes | None = None  # written with the first commit only
+
+    @property
+    def status(self) -> Status:
+        """The actor's status as far as this runner has committed."""
+        return status_of(self.engine.outcome, self.engine.terminated)
+
+    def submit(self, item: Item, ack: asyncio.Future[None] | None = None) -> None:
+        """Queue an input (or note) for the actor; ``ack`` resolves once it is committed."""
+        self._queue.append((item, ack))
+        self.system.busy += 1
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Handle queued inputs until the actor ends (or the system stops)."""
+        while not self.done.done():
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue and not self.done.done():
+                item, ack = self._queue.popleft()
+                try:
+                    await self._handle(item)
+                except Exception as error:
+                    if ack is not None and not ack.done():
+                        ack.set_exception(error)
+                    elif not isinstance(error, ActorNotRunningError):
+                        logger.exception("actor %r failed to handle %s", self.actor_id, item)
+                        await self.system._restart(self, error)
+                        return
+                else:
+                    if ack is not None and not ack.done():
+                        ack.set_result(None)
+                finally:
+                    self.system.busy -= 1
+        self._fail_queue()
+
+    def _fail_queue(self) -> None:
+        while self._queue:
+            _, ack = self._queue.popleft()
+            self.system.busy -= 1
+            if ack is not None and not ack.done():
+                ack.set_exception(ActorNotRunningError(self.actor_id, self.status.value))
+
+    async def _handle(self, item: Item) -> None:
+        engine = self.engine
+        if isinstance(item, AttemptFailed):
+            engine.note(item)
+            await self._commit([item])
+            return
+        if isinstance(item, Terminated):
+            engine.note(item)
+            await self._commit([item], status=Status.TERMINATED)
+            self._stop_work()
+            self._finish()
+            return
+        if not engine.accepts(item):
+            if isinstance(item, TimerFired | Started) or hasattr(item, "cmd"):
+                return  # a late duplicate: its command is settled already
+            raise ActorNotRunningError(self.actor_id, self.status.value)
+        commands = engine.activate(item)
+        status = status_of(engine.outcome, engine.terminated)
+        await self._commit([item, *commands], commands=commands, fired=item, status=status)
+        self._act(commands)
+        outcome = engine.outcome
+        if isinstance(outcome, ContinuedAsNew):
+            await self._continue_as_new(outcome)
+        elif outcome is not None:
+            self._finish()
+
+    async def _commit(
+        self,
+        events: list[HistoryEvent],
+        *,
+        commands: list[Command] = (),  # type: ignore[assignment]
+        fired: Item | None = None,
+        status: Status | None = None,
+    ) -> None:
+        encode = self.system.codec.encode
+        schedule = {timer_key(c.cmd): c.fire_at for c in commands if isinstance(c, TimerStarted)}
+        cancel = [timer_key(c.cmd) for c in commands if isinstance(c, TimerCancelled)]
+        if isinstance(fired, TimerFired):
+            cancel.append(timer_key(fired.cmd))
+        commit = Commit(
+            stream=self.actor_id,
+            expected_seq=self.seq,
+            events=[encode(e) for e in events],
+            schedule=schedule,
+            cancel=cancel,
+            status=None if status is None else status.value,
+            metadata=self.metadata,
+        )
+        self.seq = await self.system.journal.commit(commit)
+        self.metadata = None
+
+    def resume(self) -> None:
+        """Start the host work a rebuilt engine is waiting for: activities and timers."""
+        for pending in self.engine.activities.values():
+            pending.attempts = self.engine.attempts(pending.cmd)
+            self._start_activity(pending)
+        self.engine.take_new_activities()
+        for cmd, handle in self.engine.timers.items():
+            self._arm(cmd, handle.when())
+
+    def _act(self, commands: list[Command]) -> None:
+        for pending in self.engine.take_new_activities():
+            self._start_activity(pending)
+        for command in commands:
+            if isinstance(command, TimerStarted):
+                self._arm(command.cmd, command.fire_at)
+            elif isinstance(command, TimerCancelled):
+                scope = self._scopes.pop(command.cmd, None)
+                if scope is not None:
+                    scope.cancel()
+
+    def _start_activity(self, pending: Any) -> None:
+        self.system._spawn_work(self, pending.cmd, execute(self, pending))
+
+    def _arm(self, cmd: int, fire_at: float) -> None:
+        async def fire() -> None:
+            await self.system.clock.sleep_until(fire_at)
+            self.submit(TimerFired(time=self.system.clock.now(), cmd=cmd))
+
+        self.system._spawn_work(self, cmd, fire())
+
+    def track(self, cmd: int, scope: anyio.CancelScope) -> None:
+        """Remember the cancel scope of the host work serving command ``cmd``."""
+        self._scopes[cmd] = scope
+
+    def untrack(self, cmd: int, scope: anyio.CancelScope) -> None:
+        """Forget ``scope`` once its work is over."""
+        if self._scopes.get(cmd) is scope:
+            del self._scopes[cmd]
+
+    def _stop_work(self) -> None:
+        for scope in self._scopes.values():
+            scope.cancel()
+        self._scopes.clear()
+
+    def _finish(self) -> None:
+        self._stop_work()
+        if not self.done.done():
+            self.done.set_result((self.status, self.engine.outcome))
+
+    async def _continue_as_new(self, outcome: ContinuedAsNew) -> None:
+        self._stop_work()
+        await self.system._save_snapshot(self, outcome)
+        self.engine = self.system._successor(self.engine, outcome)
+        started = Started(time=self.system.clock.now(), args=outcome.args, run=self.engine.run)
+        await self._handle(started)

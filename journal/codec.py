@@ -1,0 +1,600 @@
+"""Encode payload values as self-describing, tagged JSON bytes, and decode them back.
+
+Theory of operation: a :class:`Codec` owns a cattrs converter and a registry that gives
+each registered class (an attrs class, a dataclass or an Enum) one stable tag, plus any
+number of alias tags that still read as that class. Encoding looks the value's exact
+type up in one table (fixed builtins, then registered classes); decoding looks the tag
+up in another and nowhere else. Nothing is imported, evaluated or unpickled, so bytes
+from an untrusted store can at worst raise a :class:`~journal.CodecError`.
+
+Invariants:
+
+- ``decode(encode(v)) == v`` with the type kept wherever the codec tags (a tuple comes
+  back a tuple, a frozenset a frozenset, a bool never turns into an int).
+- Encoding never registers anything: what one process writes, another process that made
+  the same registrations reads.
+- Fields are checked against their annotations when written as strictly as when read,
+  so a value that encodes also decodes.
+
+Wire format: compact, strict UTF-8 JSON (no NaN tokens). Every value is the envelope
+``[tag, body]``. Builtin tags are fixed: ``none`` (body null), ``bool``, ``int``,
+``str``, ``float`` (a number, or ``"nan"``, ``"inf"``, ``"-inf"``), ``bytes`` (base64),
+``datetime``, ``date`` and ``time`` (ISO 8601, with the UTC offset when aware; a
+zone's name and a sub-second offset are not kept),
+``timedelta`` (whole microseconds), ``uuid`` (hex with dashes), ``decimal`` (its str).
+``list``, ``tuple``, ``set`` and ``frozenset`` bodies are arrays of envelopes; a ``dict``
+body is an object of envelopes when every key is a str, else an array of
+``[key envelope, value envelope]`` pairs. A registered class's body is its cattrs
+unstructured form: an enum's value; scalar fields as above; a field typed by a union of
+several types holds an envelope; a mapping field keyed by a type other than str holds
+``[key, value]`` pairs. A :class:`PayloadCodec`, if set, wraps the whole JSON::
+
+    ["Shipped",{"order":"o-1","at":"2024-05-01T12:00:00+00:00","by":["Truck",{"id":7}]}]
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import enum
+import inspect
+import json
+import math
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Protocol, TypeGuard, TypeVar, cast, get_args, get_origin
+from uuid import UUID
+
+import attrs
+import cattrs
+from cattrs.cols import is_any_set, is_defaultdict, is_mapping, iterable_unstructure_factory
+from cattrs.v import format_exception
+
+from ._exceptions import CodecError, DecodeError, EncodeError, UnknownTypeError
+
+__all__ = ["Codec", "PayloadCodec"]
+
+T = TypeVar("T")
+_ToJson = Callable[[Any], object]
+_Structure = Callable[[Any, Any], object]
+
+_ENVELOPE = "a tagged value"
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_MICROSECOND = timedelta(microseconds=1)
+_NUMBER = (int, float)
+
+
+class PayloadCodec(Protocol):
+    """A hook that wraps every payload's bytes: compression, encryption.
+
+    ``decode(encode(b)) == b`` must hold. Either method may raise any ``Exception``; the
+    codec reports it as :class:`~journal.EncodeError` or :class:`~journal.DecodeError`.
+    """
+
+    def encode(self, data: bytes) -> bytes:
+        """Return the bytes to store for the JSON ``data``."""
+        ...
+
+    def decode(self, data: bytes) -> bytes:
+        """Return the JSON that ``encode`` was given, from the stored ``data``."""
+        ...
+
+
+class Codec:
+    """Turns values into tagged JSON bytes and back, through a registry of stable tags.
+
+    Each instance owns its converter and its registry: two codecs never share a
+    registration or a hook. Add converter hooks before the first encode or decode of the
+    types they concern: hooks are looked up once per type and cached.
+
+    Args:
+        converter: The cattrs converter for registered classes; a fresh one if omitted.
+            The codec installs its scalar, set, mapping and union hooks on it.
+        payload_codec: Wraps the JSON bytes of every payload (compression, encryption).
+
+    Example::
+
+        codec = Codec()
+        codec.register(OrderPlaced, name="OrderPlaced")
+        assert codec.decode(codec.encode(event)) == event
+    """
+
+    def __init__(
+        self,
+        converter: cattrs.Converter | None = None,
+        payload_codec: PayloadCodec | None = None,
+    ) -> None:
+        self._converter = cattrs.Converter() if converter is None else converter
+        self._payload_codec = payload_codec
+        self._classes: dict[str, type] = {}  # every tag and alias of a registered class
+        self._automatic: set[type] = set()  # registered with a default tag, by annotation
+        dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        self._dumps = dumps.encode
+        self._dumps_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+        self._loads = json.JSONDecoder(parse_constant=_reject_constant).decode
+        enc, dec = self._envelope, self._from_envelope
+        self._encoders: dict[type, tuple[str, _ToJson]] = {
+            cls: (tag, to_json) for cls, (tag, _, to_json, _) in _SCALARS.items()
+        }
+        self._decoders: dict[str, Callable[[Any], object]] = {
+            tag: _scalar_from_json(json_type, from_json)
+            for tag, json_type, _, from_json in _SCALARS.values()
+        }
+        self._encoders[float] = ("float", _float_to_json)
+        self._decoders["float"] = _float_from_json
+        self._encoders |= {
+            list: ("list", lambda v: [enc(x) for x in v]),
+            tuple: ("tuple", lambda v: [enc(x) for x in v]),
+            set: ("set", lambda v: [enc(x) for x in _sorted_list(v)]),
+            frozenset: ("frozenset", lambda v: [enc(x) for x in _sorted_list(v)]),
+        }
+        self._decoders |= {
+            "list": lambda b: [dec(x) for x in _exact(b, list)],
+            "tuple": lambda b: tuple(dec(x) for x in _exact(b, list)),
+            "set": lambda b: {dec(x) for x in _exact(b, list)},
+            "frozenset": lambda b: frozenset(dec(x) for x in _exact(b, list)),
+        }
+        self._encoders[dict] = ("dict", self._dict_to_json)
+        self._decoders["dict"] = self._dict_from_json
+        self._install_hooks()
+
+    @property
+    def converter(self) -> cattrs.Converter:
+        """The cattrs converter this codec uses for registered classes."""
+        return self._converter
+
+    def register(
+        self, cls: type[T], name: str | None = None, aliases: Sequence[str] = ()
+    ) -> type[T]:
+        """Register an attrs class, dataclass or Enum under a stable tag.
+
+        Classes named in its fields' annotations are registered too, with default tags
+        (see :meth:`register_annotation`). Registering a class again is a no-op that may
+        add aliases, or give a tag to a class that ``register_annotation`` registered.
+        Returns ``cls``, so ``@codec.register`` works as a class decorator.
+
+        Args:
+            cls: The class to register.
+            name: Its tag on the wire; defaults to its current tag, else its
+                ``__qualname__``. Pick a name that will survive a rename or a move.
+            aliases: Older tags that still decode as ``cls`` (after a rename).
+
+        Returns:
+            ``cls`` itself.
+
+        Raises:
+            TypeError: ``cls`` is not an attrs class, a dataclass or an Enum.
+            ValueError: A tag is a builtin's or another class's, or ``cls`` was given
+                another tag by ``register`` already.
+        """
+        if not _is_registrable(cls):
+            msg = f"{cls!r} is not an attrs class, a dataclass or an Enum (builtins need none)"
+            raise TypeError(msg)
+        if isinstance(aliases, str):
+            msg = f"aliases is a sequence of tags, not the str {aliases!r}: write [{aliases!r}]"
+            raise TypeError(msg)
+        current = self._encoders[cls][0] if cls in self._encoders else None
+        tag = name if name is not None else current or cls.__qualname__
+        if current is not None and tag != current and cls not in self._automatic:
+            msg = f"{_name(cls)} has tag {current!r} already; pass older tags in aliases="
+            raise ValueError(msg)
+        self._claim(cls, tag, aliases)
+        self._automatic.discard(cls)
+        if current is None:
+            self._walk_fields(cls, set())
+        return cls
+
+    def register_annotation(self, tp: object) -> None:
+        """Register every attrs class, dataclass and Enum named in a type annotation.
+
+        Walks unions, generics (``list[Foo] | None``, ``dict[str, Bar]``,
+        ``tuple[A, ...]``), ``Annotated``, NewTypes and the fields of every class it
+        registers, recursively. New classes get their ``__qualname__`` as tag; a class
+        registered already keeps its tag. Forward references that do not resolve are
+        skipped.
+
+        Args:
+            tp: A type annotation, e.g. of a parameter or a return value.
+
+        Raises:
+            ValueError: A class's default tag is another class's: register one of them
+                first, with ``name=``.
+        """
+        self._walk(tp, set())
+
+    def encode(self, value: object) -> bytes:
+        """Encode a value as tagged JSON bytes, wrapped by the payload codec if any.
+
+        Args:
+            value: A supported builtin, a container of them, or an instance of a
+                registered class.
+
+        Returns:
+            The bytes to store.
+
+        Raises:
+            EncodeError: A type in the value is unregistered or unsupported, a field
+                holds a value its annotation forbids, or the payload codec failed.
+        """
+        try:
+            envelope = self._envelope(value)
+            try:
+                data = self._dumps(envelope).encode()
+            except UnicodeEncodeError:  # a lone surrogate: \u escapes keep the str exact
+                data = self._dumps_ascii(envelope).encode()
+            if self._payload_codec is not None:
+                data = self._payload_codec.encode(data)
+        except CodecError:
+            raise
+        except Exception as exc:  # a field breaks its annotation, the payload codec failed
+            raise EncodeError(_name(type(value)), _describe(exc)) from exc
+        return data
+
+    def decode(self, data: bytes) -> object:
+        """Decode bytes written by :meth:`encode` of a codec with the same registrations.
+
+        Args:
+            data: The stored bytes.
+
+        Returns:
+            The value, of the type its tag names.
+
+        Raises:
+            UnknownTypeError: A tag in the bytes is neither a builtin's nor registered.
+            DecodeError: The payload codec failed, the bytes are not tagged JSON, or a
+                body does not fit its tag's type.
+        """
+        try:
+            if self._payload_codec is not None:
+                data = self._payload_codec.decode(data)
+            return self._from_envelope(self._loads(data.decode()))
+        except CodecError:
+            raise
+        except Exception as exc:  # the payload codec, UTF-8, JSON, or a too deep nesting
+            raise DecodeError(_ENVELOPE, _describe(exc)) from exc
+
+    def _envelope(self, value: object) -> list[object]:
+        encoder = self._encoders.get(type(value))
+        if encoder is None:
+            if _is_registrable(type(value)):
+                reason = "it is not registered (call register or register_annotation)"
+            else:
+                reason = "it is neither a supported builtin nor a registered class"
+            raise EncodeError(_name(type(value)), reason)
+        return [encoder[0], encoder[1](value)]
+
+    def _from_envelope(self, envelope: object) -> object:
+        if type(envelope) is not list or len(envelope) != 2 or type(envelope[0]) is not str:
+            raise DecodeError(_ENVELOPE, f"expected a [tag, body] array, got {_preview(envelope)}")
+        tag, body = envelope
+        decoder = self._decoders.get(tag)
+        if decoder is None:
+            raise UnknownTypeError(tag)
+        try:
+            return decoder(body)
+        except CodecError:
+            raise
+        except cattrs.BaseValidationError as exc:
+            unknown = _find_unknown_tag(exc)
+            if unknown is not None:
+                raise UnknownTypeError(unknown.tag) from exc
+            reason = "; ".join(cattrs.transform_error(exc, format_exception=_format_error))
+            raise DecodeError(self._type_name(tag), reason) from exc
+        except Exception as exc:
+            raise DecodeError(self._type_name(tag), _describe(exc)) from exc
+
+    def _type_name(self, tag: str) -> str:
+        cls = self._classes.get(tag)
+        return tag if cls is None else _name(cls)
+
+    def _dict_to_json(self, value: dict[object, object]) -> object:
+        enc = self._envelope
+        if all(type(key) is str for key in value):
+            return {key: enc(item) for key, item in value.items()}
+        return [[enc(key), enc(item)] for key, item in value.items()]
+
+    def _dict_from_json(self, body: object) -> dict[object, object]:
+        dec = self._from_envelope
+        if type(body) is dict:
+            return {key: dec(item) for key, item in body.items()}
+        return {dec(key): dec(item) for key, item in _pairs(body)}
+
+    def _claim(self, cls: type, tag: str, aliases: Sequence[str]) -> None:
+        for t in (tag, *aliases):
+            if type(t) is not str or not t:
+                msg = f"a type tag is a non-empty str, not {t!r} (registering {_name(cls)})"
+                raise ValueError(msg)
+            owner = self._classes.get(t)
+            if t in self._decoders and owner is not cls:
+                taker = "a builtin" if owner is None else _name(owner)
+                msg = f"tag {t!r} is taken by {taker}: register {_name(cls)} with name=..."
+                raise ValueError(msg)
+        for t in (tag, *aliases):
+            self._classes[t] = cls
+            self._decoders[t] = self._lazy_structure(cls)
+        self._encoders[cls] = (tag, self._lazy_unstructure(cls, tag))
+
+    def _lazy_unstructure(self, cls: type, tag: str) -> _ToJson:
+        # Resolved at first use, so that converter hooks added after register() count.
+        def first_use(value: object) -> object:
+            hook = self._converter.get_unstructure_hook(cls)
+            self._encoders[cls] = (tag, hook)
+            return hook(value)
+
+        return first_use
+
+    def _lazy_structure(self, cls: type) -> Callable[[Any], object]:
+        hook: _Structure | None = None
+
+        def structure(body: object) -> object:
+            nonlocal hook
+            if hook is None:
+                hook = self._converter.get_structure_hook(cls)
+            return hook(body, cls)
+
+        return structure
+
+    def _walk(self, tp: object, seen: set[int]) -> None:
+        if id(tp) in seen:
+            return
+        seen.add(id(tp))
+        origin = get_origin(tp)
+        if origin is typing.Literal:
+            return
+        if origin is typing.Annotated:
+            self._walk(get_args(tp)[0], seen)
+        elif origin is not None:
+            for arg in (origin, *get_args(tp)):
+                self._walk(arg, seen)
+        elif _is_registrable(tp):
+            if tp not in self._encoders:
+                self._claim(tp, tp.__qualname__, ())
+                self._automatic.add(tp)
+                self._walk_fields(tp, seen)
+        elif isinstance(tp, list | tuple):  # Callable's parameter list
+            for item in tp:
+                self._walk(item, seen)
+        else:  # NewType, `type X = ...`
+            inner = getattr(tp, "__supertype__", None) or getattr(tp, "__value__", None)
+            if inner is not None:
+                self._walk(inner, seen)
+
+    def _walk_fields(self, cls: type, seen: set[int]) -> None:
+        if issubclass(cls, enum.Enum):
+            return
+        fields = attrs.fields(cls) if attrs.has(cls) else dataclasses.fields(cast(Any, cls))
+        try:
+            hints = typing.get_type_hints(cls, include_extras=True)
+        except (NameError, SyntaxError, TypeError):  # unresolvable forward references
+            hints = {}
+        for field in fields:
+            self._walk(hints.get(field.name, field.type), seen)
+
+    def _install_hooks(self) -> None:
+        conv = self._converter
+        for cls, tag, exclude in _FIELD_SCALARS:
+            conv.register_unstructure_hook(cls, _field(cls, _SCALARS[cls][2], exclude))
+            conv.register_structure_hook(cls, _ignore_type(self._decoders[tag]))
+        conv.register_unstructure_hook(str, _field(str))
+        # Exact predicates, not singledispatch: an IntEnum field must keep its enum hook.
+        conv.register_unstructure_hook_func(_is(int), _field(int, exclude=bool))
+        conv.register_unstructure_hook_func(_is(bool), _field(bool))
+        conv.register_unstructure_hook_func(_is(float), _field(_NUMBER, _float_to_json, bool))
+        for cls in (str, int, bool):
+            conv.register_structure_hook(cls, _exact_field(cls))
+        conv.register_structure_hook(float, lambda b, cl: cl(_float_from_json(b)))
+        conv.register_unstructure_hook_factory(
+            is_any_set, lambda t: iterable_unstructure_factory(t, conv, unstructure_to=_sorted_list)
+        )
+        conv.register_unstructure_hook_factory(_is_pair_mapping, self._pairs_unstructurer)
+        conv.register_structure_hook_factory(_is_pair_mapping, self._pairs_structurer)
+        conv.register_unstructure_hook_factory(_is_tagged_union, lambda _: self._envelope)
+        conv.register_structure_hook_factory(_is_tagged_union, self._union_structurer)
+
+    def _pairs_unstructurer(self, tp: object) -> _ToJson:
+        key_type, value_type = get_args(tp)
+        key = self._converter.get_unstructure_hook(key_type)
+        item = self._converter.get_unstructure_hook(value_type)
+        return lambda m: [[key(k), item(v)] for k, v in m.items()]
+
+    def _pairs_structurer(self, tp: object) -> _Structure:
+        key_type, value_type = get_args(tp)
+        key = self._converter.get_structure_hook(key_type)
+        item = self._converter.get_structure_hook(value_type)
+        origin = get_origin(tp)
+        make = cast(
+            Callable[[dict[Any, Any]], object], dict if inspect.isabstract(origin) else origin
+        )
+        return lambda b, _: make({key(k, key_type): item(v, value_type) for k, v in _pairs(b)})
+
+    def _union_structurer(self, tp: object) -> _Structure:
+        allowed: Any = tuple(get_origin(a) or a for a in get_args(tp))
+        try:
+            isinstance(None, allowed)
+        except TypeError:  # Literal, Any or a protocol: trust the tag
+            allowed = None
+
+        def structure(body: object, _: object) -> object:
+            value = self._from_envelope(body)
+            if allowed is not None and not isinstance(value, allowed):
+                msg = f"expected {tp}, got {_name(type(value))}"
+                raise TypeError(msg)
+            return value
+
+        return structure
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+# type: (tag, JSON type of the body, to JSON, from the JSON once its type is checked)
+_SCALARS: dict[type, tuple[str, type, _ToJson, Callable[[Any], object]]] = {
+    type(None): ("none", type(None), _same, _same),
+    bool: ("bool", bool, _same, _same),
+    int: ("int", int, _same, _same),
+    str: ("str", str, _same, _same),
+    bytes: ("bytes", str, lambda v: base64.b64encode(v).decode(), _b64decode),
+    datetime: ("datetime", str, datetime.isoformat, datetime.fromisoformat),
+    date: ("date", str, date.isoformat, date.fromisoformat),
+    time: ("time", str, time.isoformat, time.fromisoformat),
+    timedelta: ("timedelta", int, lambda v: v // _MICROSECOND, lambda n: timedelta(0, 0, n)),
+    UUID: ("uuid", str, str, UUID),
+    Decimal: ("decimal", str, str, Decimal),
+}
+# Scalars that fields hold as their JSON form; a date field must not hold a datetime.
+_FIELD_SCALARS: tuple[tuple[type, str, type | tuple[()]], ...] = (
+    (bytes, "bytes", ()),
+    (datetime, "datetime", ()),
+    (date, "date", datetime),
+    (time, "time", ()),
+    (timedelta, "timedelta", ()),
+    (UUID, "uuid", ()),
+    (Decimal, "decimal", ()),
+)
+
+
+def _is_registrable(tp: object) -> TypeGuard[type]:
+    if not isinstance(tp, type):
+        return False
+    if issubclass(tp, enum.Enum):
+        return bool(tp.__members__)
+    return attrs.has(tp) or dataclasses.is_dataclass(tp)
+
+
+def _is_tagged_union(tp: object) -> bool:
+    """Unions other than ``X | None`` hold an envelope: their members may look alike."""
+    if get_origin(tp) not in (typing.Union, types.UnionType):
+        return False
+    args = get_args(tp)
+    return not (len(args) == 2 and type(None) in args)
+
+
+def _is_pair_mapping(tp: object) -> bool:
+    """Mappings keyed by anything but str are written as pairs: JSON keys are strs."""
+    if not is_mapping(tp) or is_defaultdict(tp) or typing.is_typeddict(tp):
+        return False
+    args = get_args(tp)
+    return len(args) == 2 and not (isinstance(args[0], type) and issubclass(args[0], str))
+
+
+def _is(cls: type) -> Callable[[object], bool]:
+    return lambda t: t is cls
+
+
+def _pairs(body: object) -> Iterator[tuple[Any, Any]]:
+    for pair in _exact(body, list):
+        if type(pair) is not list or len(pair) != 2:
+            msg = f"expected a [key, value] pair, got {_preview(pair)}"
+            raise TypeError(msg)
+        yield pair[0], pair[1]
+
+
+def _find_unknown_tag(exc: BaseException) -> UnknownTypeError | None:
+    if isinstance(exc, UnknownTypeError):
+        return exc
+    for inner in exc.exceptions if isinstance(exc, BaseExceptionGroup) else ():
+        found = _find_unknown_tag(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_error(exc: BaseException, tp: type | None) -> str:
+    if isinstance(exc, DecodeError | EncodeError):
+        return f"{exc.type_name}: {exc.reason}"
+    if isinstance(exc, TypeError | ValueError) and str(exc):
+        return str(exc)
+    return format_exception(exc, tp)
+
+
+def _exact(body: object, cls: type[T]) -> T:
+    if type(body) is not cls:
+        msg = f"expected a {cls.__name__}, got {_preview(body)}"
+        raise TypeError(msg)
+    return body
+
+
+def _field(
+    cls: type | tuple[type, ...], to_json: _ToJson = _same, exclude: type | tuple[()] = ()
+) -> _ToJson:
+    """Check a field's value against its annotation before it is written."""
+    label = cls.__name__ if isinstance(cls, type) else "float"
+
+    def check(value: object) -> object:
+        if isinstance(value, cls) and not isinstance(value, exclude):
+            return to_json(value)
+        msg = f"a field annotated {label} holds a {_name(type(value))}"
+        raise TypeError(msg)
+
+    return check
+
+
+def _scalar_from_json(
+    json_type: type, from_json: Callable[[Any], object]
+) -> Callable[[Any], object]:
+    if from_json is _same:
+        return lambda b: _exact(b, json_type)
+    return lambda b: from_json(_exact(b, json_type))
+
+
+def _ignore_type(from_json: Callable[[Any], object]) -> _Structure:
+    return lambda b, _: from_json(b)
+
+
+def _exact_field(cls: type) -> _Structure:
+    def structure(body: object, cl: type) -> object:
+        value = _exact(body, cls)
+        return value if cl is cls else cl(value)  # cl is an IntEnum, a StrEnum...
+
+    return structure
+
+
+def _float_to_json(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+
+
+def _float_from_json(body: object) -> float:
+    if type(body) is float or type(body) is int:
+        return float(body)
+    if type(body) is str and body in _NONFINITE:
+        return _NONFINITE[body]
+    msg = f"expected a number, 'nan', 'inf' or '-inf', got {_preview(body)}"
+    raise TypeError(msg)
+
+
+def _sorted_list(items: Iterable[Any]) -> list[Any]:
+    """Sort when the items allow it, so that equal sets encode to equal bytes."""
+    result = list(items)
+    with contextlib.suppress(TypeError):
+        result.sort()
+    return result
+
+
+def _reject_constant(name: str) -> object:
+    msg = f"{name} is not JSON (floats that are not finite are written as strs)"
+    raise ValueError(msg)
+
+
+def _name(cls: type) -> str:
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{_name(type(exc))}: {exc}"
+
+
+def _preview(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
