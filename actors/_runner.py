@@ -17,8 +17,6 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from journal import Commit
 
 from ._activities import execute
@@ -83,7 +81,7 @@ class Runner:
         )
         self._queue: deque[tuple[Item, asyncio.Future[None] | None]] = deque()
         self._wake = asyncio.Event()
-        self._scopes: dict[int, anyio.CancelScope] = {}  # timer and activity work by cmd
+        self._work: dict[int, asyncio.Task[None]] = {}  # timer and activity tasks by cmd
         self.metadata: bytes | None = None  # written with the first commit only
 
     @property
@@ -194,9 +192,9 @@ class Runner:
             if isinstance(command, TimerStarted):
                 self._arm(command.cmd, command.fire_at)
             elif isinstance(command, TimerCancelled):
-                scope = self._scopes.pop(command.cmd, None)
-                if scope is not None:
-                    scope.cancel()
+                task = self._work.pop(command.cmd, None)
+                if task is not None:
+                    task.cancel()
 
     def _start_activity(self, pending: Any) -> None:
         self.system._spawn_work(self, pending.cmd, execute(self, pending))
@@ -208,19 +206,17 @@ class Runner:
 
         self.system._spawn_work(self, cmd, fire())
 
-    def track(self, cmd: int, scope: anyio.CancelScope) -> None:
-        """Remember the cancel scope of the host work serving command ``cmd``."""
-        self._scopes[cmd] = scope
-
-    def untrack(self, cmd: int, scope: anyio.CancelScope) -> None:
-        """Forget ``scope`` once its work is over."""
-        if self._scopes.get(cmd) is scope:
-            del self._scopes[cmd]
+    def track(self, cmd: int, task: asyncio.Task[None]) -> None:
+        """Remember the host task serving command ``cmd`` until it ends."""
+        self._work[cmd] = task
+        task.add_done_callback(
+            lambda t: self._work.pop(cmd, None) if self._work.get(cmd) is t else None
+        )
 
     def _stop_work(self) -> None:
-        for scope in self._scopes.values():
-            scope.cancel()
-        self._scopes.clear()
+        for task in self._work.values():
+            task.cancel()
+        self._work.clear()
 
     def _finish(self) -> None:
         self._stop_work()

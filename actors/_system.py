@@ -18,9 +18,7 @@ from collections.abc import Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Self, TypeVar, get_type_hints
 
-import anyio
 import attrs
-from anyio.abc import TaskGroup
 
 from journal import ConcurrencyError, Journal
 from journal.codec import Codec, PayloadCodec
@@ -38,6 +36,7 @@ from ._ref import ActorRef
 from ._replay import Engine, split_activations
 from ._runner import Runner
 from ._status import Status
+from ._tasks import TaskSet
 
 logger = logging.getLogger("actors")
 logger.addHandler(logging.NullHandler())
@@ -83,6 +82,7 @@ class ActorSystem:
         codec: PayloadCodec | None = None,
         converter: Any = None,
         close_stores: bool = False,
+        grace: float = 2.0,
     ) -> None:
         """Create a system over ``journal`` and ``snapshots``.
 
@@ -94,6 +94,9 @@ class ActorSystem:
             codec: wraps every stored payload's bytes (compression, encryption).
             converter: a cattrs converter to structure payloads with.
             close_stores: close both stores when the system is left.
+            grace: seconds that leaving the system waits for activities in flight
+                before cancelling them (their outcomes, not journaled, run again at
+                the next entry).
         """
         self.journal = journal
         self.snapshots = snapshots
@@ -108,7 +111,10 @@ class ActorSystem:
         self._runners: dict[str, Runner] = {}
         self._suspended: dict[str, NondeterminismError] = {}
         self._unknown: dict[str, str] = {}  # actor id -> type name nobody registered
-        self._tg: TaskGroup | None = None
+        self._work = TaskSet()  # activities and timers
+        self._drivers = TaskSet()  # one per live actor
+        self._running = False
+        self.grace = grace
         self._close_stores = close_stores
         for cls in actors:
             self.register(cls)
@@ -168,8 +174,9 @@ class ActorSystem:
     # Lifecycle ------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
+        self._work = TaskSet()
+        self._drivers = TaskSet()
+        self._running = True
         try:
             await self._recover_all()
         except BaseException:
@@ -186,35 +193,22 @@ class ActorSystem:
         await self._leave()
 
     async def _leave(self) -> None:
-        tg, self._tg = self._tg, None
-        if tg is not None:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
+        if self._running:
+            self._running = False
+            await self._work.wait(self.grace)
+            await self._work.close()
+            await self._drivers.close()
         self._runners.clear()
         if self._close_stores:
             await self.journal.close()
             await self.snapshots.close()
 
-    def _task_group(self) -> TaskGroup:
-        if self._tg is None:
-            msg = "the ActorSystem is not running: use it inside `async with`"
-            raise ActorError(msg)
-        return self._tg
-
     def _spawn_work(self, runner: Runner, cmd: int, work: Coroutine[Any, Any, None]) -> None:
-        async def guarded() -> None:
-            with anyio.CancelScope() as scope:
-                runner.track(cmd, scope)
-                try:
-                    await work
-                finally:
-                    runner.untrack(cmd, scope)
-
-        self._task_group().start_soon(guarded)
+        runner.track(cmd, self._work.start(work))
 
     def _start(self, runner: Runner) -> None:
         self._runners[runner.actor_id] = runner
-        self._task_group().start_soon(self._drive, runner)
+        self._drivers.start(self._drive(runner))
 
     async def _drive(self, runner: Runner) -> None:
         try:
@@ -396,7 +390,7 @@ class ActorSystem:
         if self._runners.get(runner.actor_id) is runner:
             del self._runners[runner.actor_id]
         runner._stop_work()
-        await anyio.sleep(0.1)
+        await asyncio.sleep(0.1)
         logger.warning("restarting actor %r after %r", runner.actor_id, error)
         replacement = await self._recover(runner.actor_id, cls)
         if replacement is not None and not runner.done.done():

@@ -55,21 +55,17 @@ async def check(db: Path, acked: dict[str, dict[int, int]]) -> int:
             assert info.last_seq == len(events)
             by_seq = {e.seq: e.data for e in events}
             for event in events:
-                stream, first, count, index, _ = event.data.split(b"|", 4)
-                assert stream.decode() == info.stream
+                name, first, count, index, _ = event.data.split(b"|", 4)
+                assert name.decode() == info.stream
                 first_seq, n, i = int(first), int(count), int(index)
                 assert event.seq == first_seq + i, "event stored at the wrong seq"
                 for j in range(n):  # the whole append is there, not a part of it
                     data = by_seq.get(first_seq + j)
                     assert data is not None, f"partial append at {info.stream}:{first_seq}"
-                assert (
-                    len(event.data)
-                    == len(f"{stream.decode()}|{first_seq}|{n}|{i}|".encode())
-                    + 50
-                    + (first_seq * 7 + i) % 400
-                ), "torn payload"
-            for start, count in acked.get(info.stream, {}).items():
-                for seq in range(start, start + count):
+                head = len(f"{info.stream}|{first_seq}|{n}|{i}|".encode())
+                assert len(event.data) == head + 50 + (first_seq * 7 + i) % 400, "torn payload"
+            for start, size in acked.get(info.stream, {}).items():
+                for seq in range(start, start + size):
                     assert seq in by_seq, f"acknowledged event {info.stream}:{seq} lost"
             total += len(events)
         for stream in acked:
