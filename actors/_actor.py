@@ -23,7 +23,7 @@ _QUERY = "__perdure_query__"
 _ACTIVITY = "__perdure_activity__"
 
 
-@dataclass_transform(field_specifiers=(attrs.field, attrs.Factory))
+@dataclass_transform(field_specifiers=(attrs.field,))
 class Actor:
     """Base class of durable actors; subclasses are attrs classes of durable state.
 

@@ -16,7 +16,7 @@ import sys
 
 import attrs
 
-from actors import Actor, ActorSystem, Context, activity_info, query, signal
+from actors import Actor, ActorRef, ActorSystem, Context, activity_info, query, signal
 
 ACTORS = 50
 STEPS = 5
@@ -61,8 +61,7 @@ async def main(db: str) -> None:
     async with ActorSystem.open(db, actors=[Crashy]) as system:
         refs = [await system.spawn(Crashy, f"a{i}", f"a{i}") for i in range(ACTORS)]
 
-        async def drive(ref: object) -> None:
-            assert hasattr(ref, "query")
+        async def drive(ref: ActorRef[Crashy]) -> None:
             if not await ref.query(Crashy.signalled):
                 await asyncio.sleep(0.05 * (hash(ref.actor_id) % 10))
                 await ref.signal(Crashy.poke)
