@@ -84,6 +84,10 @@ async def execute(runner: Runner, pending: PendingActivity) -> None:
             idempotency_key=f"{runner.actor_id}/{pending.cmd}",
         )
         runner.system.busy += 1
+        in_flight = runner.system.in_flight
+        task = asyncio.current_task()
+        assert task is not None
+        in_flight.add(task)
         try:
             limit = anyio.fail_after(options.timeout) if options.timeout else nullcontext()
             with limit:
@@ -91,6 +95,7 @@ async def execute(runner: Runner, pending: PendingActivity) -> None:
             result = codec.encode(value)
         except Exception as error:  # noqa: BLE001 - every failure is the activity's outcome
             failure = failure_info(error)
+            pending.error = error
             if not options.retry.retries(error, attempt) or isinstance(error, CodecError):
                 runner.submit(
                     ActivityFailed(
@@ -106,4 +111,5 @@ async def execute(runner: Runner, pending: PendingActivity) -> None:
             return
         finally:
             runner.system.busy -= 1
+            in_flight.discard(task)
         await clock.sleep_until(clock.now() + options.retry.delay(attempt))

@@ -6,14 +6,13 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, final
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final, overload
 
 from ._actor import Retry, activity_options, seconds
 
 if TYPE_CHECKING:
     from ._replay import Engine
 
-_P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
@@ -54,13 +53,29 @@ class Context:
         """Whether the code is being replayed from history (e.g. to skip logging)."""
         return self._engine.replaying
 
+    @overload
     async def activity(
         self,
-        fn: Callable[_P, Awaitable[_R]] | Callable[_P, _R],
+        fn: Callable[..., Awaitable[_R]],
         *args: Any,
         retry: Retry | None = None,
         timeout: float | timedelta | None = None,
-    ) -> _R:
+    ) -> _R: ...
+    @overload
+    async def activity(
+        self,
+        fn: Callable[..., _R],
+        *args: Any,
+        retry: Retry | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> _R: ...
+    async def activity(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        retry: Retry | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Any:
         """Run ``fn(*args)`` on the host as an activity and return its journaled result.
 
         ``fn`` runs on the host's event loop (a plain function runs in a worker thread)
@@ -73,8 +88,7 @@ class Context:
         """
         options = activity_options(fn, retry, timeout)
         future = self._engine.schedule_activity(fn, args, options)
-        result: _R = await future
-        return result
+        return await future
 
     async def sleep(self, duration: float | timedelta) -> None:
         """Sleep on a durable timer: stored, and fired after a crash if it came due."""

@@ -137,7 +137,9 @@ class ActorRef(Generic[_A]):
 
     async def _live(self) -> Runner:
         runner = self._system._runners.get(self.actor_id)
-        if runner is None:
+        if runner is not None:
+            self._system._check_type(self.actor_id, self.actor_type, runner.type_name)
+        else:
             status = await self.status()
             raise ActorNotRunningError(self.actor_id, status.value)
         return runner
@@ -170,7 +172,10 @@ class ActorRef(Generic[_A]):
         inspect.signature(method).bind(None, *args)
         runner = self._system._runners.get(self.actor_id)
         if runner is not None:
+            self._system._check_type(self.actor_id, self.actor_type, runner.type_name)
             return runner.engine.query(method, args)
+        stored = await self._system._stored_type(self.actor_id)
+        self._system._check_type(self.actor_id, self.actor_type, stored)
         engine, _ = await self._system._rebuild(self.actor_id, self.actor_type)
         return engine.query(method, args)
 

@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import traceback
 from collections import deque
@@ -33,6 +34,7 @@ from typing import Any
 
 import attrs
 
+from journal import CodecError
 from journal.codec import Codec
 
 from ._actor import ActivityOptions, Actor, is_signal
@@ -77,6 +79,8 @@ class PendingActivity:
     future: asyncio.Future[Any]
     attempts: int = 0
     """Attempts already made and failed (from the history's notes)."""
+    error: BaseException | None = None
+    """The last attempt's error, when it failed in this process."""
 
 
 def failure_info(error: BaseException) -> tuple[ErrorInfo, ...]:
@@ -183,6 +187,8 @@ class Engine:
         Raises:
             NondeterminismError: replayed code issued other commands than recorded.
         """
+        if self._error is not None:
+            raise self._error
         if not self.accepts(event):
             msg = f"actor {self.actor_id!r} cannot take {type(event).__name__} now"
             raise ValueError(msg)
@@ -191,16 +197,26 @@ class Engine:
         self._event_no = seq
         self.now = max(self.now, event.time)
         self.loop.set_time(self.now)
-        self._apply(event)
-        self._run()
-        if self._error is None and self._recorded:
-            leftover = [c for c in self._recorded if not isinstance(c, Patched)]
-            if leftover:
-                self._mismatch(describe(leftover[0]), "nothing (the code waited for input)")
-        self._recorded = None
+        try:
+            self._apply(event)
+            self._run()
+            self._check_leftover()
+        except NondeterminismError:
+            pass  # recorded in self._error, raised below whatever the code did with it
+        finally:
+            self._recorded = None
         if self._error is not None:
             raise self._error
         return self._issued
+
+    def _check_leftover(self) -> None:
+        recorded = self._recorded
+        if self._error is not None or not recorded:
+            return
+        for offset, command in enumerate(recorded, 1):
+            if not isinstance(command, Patched):
+                self._event_no += offset
+                self._mismatch(describe(command), "nothing (the code waited for input)")
 
     def note(self, event: AttemptFailed | Terminated) -> None:
         """Take a host fact from the history: a failed attempt, or termination."""
@@ -240,6 +256,7 @@ class Engine:
             pending = self.activities.pop(event.cmd)
             if not pending.future.done():
                 error = ActivityError(pending.options.name, event.attempts, event.failure)
+                error.__cause__ = pending.error
                 pending.future.set_exception(error)
         elif isinstance(event, TimerFired):
             handle = self.timers.pop(event.cmd)
@@ -289,7 +306,7 @@ class Engine:
                 return
 
     def _on_main_done(self, task: asyncio.Task[Any]) -> None:
-        if self.outcome is not None:
+        if self.outcome is not None or self._error is not None:
             return
         if task.cancelled():
             self._finish(Cancelled())
@@ -303,16 +320,14 @@ class Engine:
                         state=self.codec.encode(self.actor),
                     )
                 )
-            except Exception as encode_error:  # noqa: BLE001 - bad arguments fail the run
+            except CodecError as encode_error:  # bad arguments fail the run
                 self._finish(Failed(failure=failure_info(encode_error)))
-        elif isinstance(error, NondeterminismError):
-            return
         elif error is not None:
             self._finish(Failed(failure=failure_info(error)))
         else:
             try:
                 self._finish(Completed(result=self.codec.encode(task.result())))
-            except Exception as encode_error:  # noqa: BLE001 - an unencodable result fails
+            except CodecError as encode_error:  # an unencodable result fails the run
                 self._finish(Failed(failure=failure_info(encode_error)))
 
     def _finish(self, outcome: Outcome) -> None:
@@ -330,7 +345,7 @@ class Engine:
             self._issued.append(command)
             return
         self._event_no += 1
-        while recorded and isinstance(recorded[0], Patched) and not isinstance(command, Patched):
+        while recorded and isinstance(recorded[0], Patched) and recorded[0] != command:
             recorded.popleft()  # a marker whose patched() call was removed from the code
             self._event_no += 1
         if not recorded:
@@ -360,7 +375,8 @@ class Engine:
         future: asyncio.Future[Any] = self.loop.create_future()
         pending = PendingActivity(cmd=cmd, fn=fn, args=args, options=options, future=future)
         self.activities[cmd] = pending
-        self.new_activities.append(pending)
+        if self._recorded is None:  # replayed calls wait for their recorded outcome
+            self.new_activities.append(pending)
         return future
 
     def patched(self, change_id: str) -> bool:
@@ -373,8 +389,8 @@ class Engine:
             self.issue(Patched(change_id=change_id))
             result = True
         else:
-            head = recorded[0] if recorded else None
-            result = isinstance(head, Patched) and head.change_id == change_id
+            markers = itertools.takewhile(lambda c: isinstance(c, Patched), recorded)
+            result = Patched(change_id=change_id) in markers
             if result:
                 self.issue(Patched(change_id=change_id))
         self._patches[change_id] = result

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from journal import Commit
 
 from ._activities import execute
+from ._actor import is_signal
 from ._events import (
     AttemptFailed,
     Cancelled,
@@ -29,13 +30,14 @@ from ._events import (
     Failed,
     HistoryEvent,
     Input,
+    SignalReceived,
     Started,
     Terminated,
     TimerCancelled,
     TimerFired,
     TimerStarted,
 )
-from ._exceptions import ActorNotRunningError
+from ._exceptions import ActorError, ActorNotRunningError
 from ._replay import Engine, Outcome
 from ._status import Status
 
@@ -137,6 +139,11 @@ class Runner:
             self._stop_work()
             self._finish()
             return
+        if isinstance(item, SignalReceived) and not is_signal(
+            getattr(type(engine.actor), item.name, None)
+        ):
+            msg = f"{self.type_name!r} has no signal {item.name!r}"
+            raise ActorError(msg)
         if not engine.accepts(item):
             if isinstance(item, TimerFired | Started) or hasattr(item, "cmd"):
                 return  # a late duplicate: its command is settled already
@@ -181,7 +188,6 @@ class Runner:
         for pending in self.engine.activities.values():
             pending.attempts = self.engine.attempts(pending.cmd)
             self._start_activity(pending)
-        self.engine.take_new_activities()
         for cmd, handle in self.engine.timers.items():
             self._arm(cmd, handle.when())
 

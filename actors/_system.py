@@ -29,6 +29,7 @@ from ._clock import Clock, SystemClock
 from ._events import ALL_EVENTS, FORMAT, INPUTS, ContinuedAsNew, HistoryEvent, Started
 from ._exceptions import (
     ActorError,
+    ActorNotFoundError,
     ActorTypeError,
     NondeterminismError,
 )
@@ -107,6 +108,9 @@ class ActorSystem:
         self.codec.register(StreamMeta, name="perdure.StreamMeta")
         self.codec.register(RunSnapshot, name="perdure.RunSnapshot")
         self.busy = 0
+        """Inputs queued or being committed plus activity attempts running; 0 = idle."""
+        self.in_flight: set[asyncio.Task[None]] = set()
+        """Tasks running an activity attempt right now (not sleeping out a backoff)."""
         self._types: dict[str, type[Actor]] = {}
         self._runners: dict[str, Runner] = {}
         self._suspended: dict[str, NondeterminismError] = {}
@@ -195,7 +199,8 @@ class ActorSystem:
     async def _leave(self) -> None:
         if self._running:
             self._running = False
-            await self._work.wait(self.grace)
+            if self.in_flight and self.grace > 0:
+                await asyncio.wait(set(self.in_flight), timeout=self.grace)
             await self._work.close()
             await self._drivers.close()
         self._runners.clear()
@@ -230,6 +235,9 @@ class ActorSystem:
             TypeError: ``args`` do not fit ``cls.run``.
             EncodeError: an argument cannot be stored.
         """
+        if not self._running:
+            msg = "the ActorSystem is not running: spawn inside `async with system`"
+            raise ActorError(msg)
         self.register(cls)
         ref = ActorRef._create(self, cls, actor_id)
         existing = self._runners.get(actor_id)
@@ -266,6 +274,17 @@ class ActorSystem:
         """Name actor ``actor_id`` of type ``cls`` without any I/O."""
         self.register(cls)
         return ActorRef._create(self, cls, actor_id)
+
+    async def _stored_type(self, actor_id: str) -> str:
+        """Return the registered type name stored for ``actor_id``.
+
+        Raises:
+            ActorNotFoundError: no actor has this id.
+        """
+        info = await self.journal.info(actor_id)
+        if info is None or info.metadata is None:
+            raise ActorNotFoundError(actor_id)
+        return self._meta(info.metadata).type
 
     def _check_type(self, actor_id: str, cls: type[Actor], stored: str) -> None:
         if stored != cls.__actor_name__:

@@ -45,11 +45,6 @@ class TaskSet:
         if not task.cancelled() and task.exception() is not None:
             logger.error("a host task failed", exc_info=task.exception())
 
-    async def wait(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the tasks to end by themselves."""
-        if self._tasks and timeout > 0:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
-
     async def close(self) -> None:
         """Refuse new tasks, cancel the running ones and wait until they have ended."""
         self._open = False

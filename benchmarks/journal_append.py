@@ -60,33 +60,49 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="median of this many runs")
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--per-stream", type=int, default=100)
-    parser.add_argument("--per-append-per-stream", type=int, default=5,
-                        help="appends per stream in the slow per-append-commit run")
+    parser.add_argument(
+        "--per-append-per-stream",
+        type=int,
+        default=5,
+        help="appends per stream in the slow per-append-commit run",
+    )
     args = parser.parse_args()
     group: list[float] = []
     single: list[float] = []
     raw: list[float] = []
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
-            group.append(asyncio.run(journal_rate(
-                os.path.join(tmp, "g.db"), args.streams, args.per_stream, 1000)))
-            single.append(asyncio.run(journal_rate(
-                os.path.join(tmp, "s.db"), args.streams, args.per_append_per_stream, 1)))
+            group.append(
+                asyncio.run(
+                    journal_rate(os.path.join(tmp, "g.db"), args.streams, args.per_stream, 1000)
+                )
+            )
+            single.append(
+                asyncio.run(
+                    journal_rate(
+                        os.path.join(tmp, "s.db"), args.streams, args.per_append_per_stream, 1
+                    )
+                )
+            )
             raw.append(raw_rate(os.path.join(tmp, "r.db"), 200_000))
     g, s, r = statistics.median(group), statistics.median(single), statistics.median(raw)
-    print(json.dumps({
-        "bench": "journal_append",
-        "group_commit_events_per_s": round(g),
-        "per_append_commit_events_per_s": round(s),
-        "raw_append_rows_per_s": round(r),
-        "group_vs_per_append": round(g / s, 1),
-        "group_vs_raw": round(g / r, 3),
-        "streams": args.streams,
-        "events_per_stream": args.per_stream,
-        "payload_bytes": len(PAYLOAD),
-        "runs": args.runs,
-        "synchronous": "FULL",
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "journal_append",
+                "group_commit_events_per_s": round(g),
+                "per_append_commit_events_per_s": round(s),
+                "raw_append_rows_per_s": round(r),
+                "group_vs_per_append": round(g / s, 1),
+                "group_vs_raw": round(g / r, 3),
+                "streams": args.streams,
+                "events_per_stream": args.per_stream,
+                "payload_bytes": len(PAYLOAD),
+                "runs": args.runs,
+                "synchronous": "FULL",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

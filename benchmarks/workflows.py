@@ -125,11 +125,27 @@ def main() -> None:
             )
         )
         result = asyncio.run(w2(os.path.join(tmp, "w2.db")))
-        print(json.dumps({"bench": "W2", **{k: round(v, 3) for k, v in result.items()},
-                          "runs": 200, "synchronous": "FULL"}))
+        print(
+            json.dumps(
+                {
+                    "bench": "W2",
+                    **{k: round(v, 3) for k, v in result.items()},
+                    "runs": 200,
+                    "synchronous": "FULL",
+                }
+            )
+        )
         result = asyncio.run(w3(os.path.join(tmp, "w3.db")))
-        print(json.dumps({"bench": "W3", **{k: round(v, 3) for k, v in result.items()},
-                          "runs": 100, "synchronous": "FULL"}))
+        print(
+            json.dumps(
+                {
+                    "bench": "W3",
+                    **{k: round(v, 3) for k, v in result.items()},
+                    "runs": 100,
+                    "synchronous": "FULL",
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ Invariants:
 Wire format: compact, strict UTF-8 JSON (no NaN tokens). Every value is the envelope
 ``[tag, body]``. Builtin tags are fixed: ``none`` (body null), ``bool``, ``int``,
 ``str``, ``float`` (a number, or ``"nan"``, ``"inf"``, ``"-inf"``), ``bytes`` (base64),
-``datetime``, ``date`` and ``time`` (ISO 8601, with the UTC offset when aware; a
-zone's name and a sub-second offset are not kept),
-``timedelta`` (whole microseconds), ``uuid`` (hex with dashes), ``decimal`` (its str).
+``datetime``, ``date`` and ``time`` (ISO 8601, with the UTC offset when aware; a zone's
+name and a sub-second offset are not kept), ``timedelta`` (whole microseconds),
+``uuid`` (hex with dashes), ``decimal`` (its str).
 ``list``, ``tuple``, ``set`` and ``frozenset`` bodies are arrays of envelopes; a ``dict``
 body is an object of envelopes when every key is a str, else an array of
 ``[key envelope, value envelope]`` pairs. A registered class's body is its cattrs
@@ -65,7 +65,6 @@ _Structure = Callable[[Any, Any], object]
 _ENVELOPE = "a tagged value"
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _MICROSECOND = timedelta(microseconds=1)
-_NUMBER = (int, float)
 
 
 class PayloadCodec(Protocol):
@@ -167,12 +166,16 @@ class Codec:
             ``cls`` itself.
 
         Raises:
-            TypeError: ``cls`` is not an attrs class, a dataclass or an Enum.
+            TypeError: ``cls`` is not an attrs class, a dataclass or an Enum, or is
+                generic (register a subclass that binds its type parameters).
             ValueError: A tag is a builtin's or another class's, or ``cls`` was given
                 another tag by ``register`` already.
         """
         if not _is_registrable(cls):
-            msg = f"{cls!r} is not an attrs class, a dataclass or an Enum (builtins need none)"
+            msg = (
+                f"{cls!r} is not a concrete attrs class, dataclass or Enum (builtins need "
+                "no registering; for a generic class, register a subclass that binds its T)"
+            )
             raise TypeError(msg)
         if isinstance(aliases, str):
             msg = f"aliases is a sequence of tags, not the str {aliases!r}: write [{aliases!r}]"
@@ -226,13 +229,17 @@ class Codec:
                 data = self._dumps(envelope).encode()
             except UnicodeEncodeError:  # a lone surrogate: \u escapes keep the str exact
                 data = self._dumps_ascii(envelope).encode()
-            if self._payload_codec is not None:
-                data = self._payload_codec.encode(data)
         except CodecError:
             raise
-        except Exception as exc:  # a field breaks its annotation, the payload codec failed
+        except Exception as exc:  # a field breaks its annotation, a cycle, a huge int
             raise EncodeError(_name(type(value)), _describe(exc)) from exc
-        return data
+        if self._payload_codec is None:
+            return data
+        try:
+            return self._payload_codec.encode(data)
+        except Exception as exc:
+            reason = f"the payload codec failed ({_describe(exc)})"
+            raise EncodeError(_name(type(value)), reason) from exc
 
     def decode(self, data: bytes) -> object:
         """Decode bytes written by :meth:`encode` of a codec with the same registrations.
@@ -248,13 +255,17 @@ class Codec:
             DecodeError: The payload codec failed, the bytes are not tagged JSON, or a
                 body does not fit its tag's type.
         """
-        try:
-            if self._payload_codec is not None:
+        if self._payload_codec is not None:
+            try:
                 data = self._payload_codec.decode(data)
+            except Exception as exc:
+                reason = f"the payload codec failed ({_describe(exc)})"
+                raise DecodeError(_ENVELOPE, reason) from exc
+        try:
             return self._from_envelope(self._loads(data.decode()))
         except CodecError:
             raise
-        except Exception as exc:  # the payload codec, UTF-8, JSON, or a too deep nesting
+        except Exception as exc:  # not UTF-8, not JSON, or nested too deep
             raise DecodeError(_ENVELOPE, _describe(exc)) from exc
 
     def _envelope(self, value: object) -> list[object]:
@@ -376,23 +387,26 @@ class Codec:
 
     def _install_hooks(self) -> None:
         conv = self._converter
-        for cls, tag, exclude in _FIELD_SCALARS:
-            conv.register_unstructure_hook(cls, _field(cls, _SCALARS[cls][2], exclude))
+        for cls in (bytes, datetime, date, time, timedelta, UUID, Decimal):
+            tag, _, to_json, _ = _SCALARS[cls]
+            exclude = datetime if cls is date else ()  # a date field must not hold a datetime
+            conv.register_unstructure_hook(cls, _field(cls, to_json, exclude))
             conv.register_structure_hook(cls, _ignore_type(self._decoders[tag]))
         conv.register_unstructure_hook(str, _field(str))
         # Exact predicates, not singledispatch: an IntEnum field must keep its enum hook.
-        conv.register_unstructure_hook_func(_is(int), _field(int, exclude=bool))
-        conv.register_unstructure_hook_func(_is(bool), _field(bool))
-        conv.register_unstructure_hook_func(_is(float), _field(_NUMBER, _float_to_json, bool))
-        for cls in (str, int, bool):
-            conv.register_structure_hook(cls, _exact_field(cls))
+        conv.register_unstructure_hook_func(lambda t: t is int, _field(int, exclude=bool))
+        conv.register_unstructure_hook_func(lambda t: t is bool, _field(bool))
+        number = _field((int, float), _float_to_json, bool)
+        conv.register_unstructure_hook_func(lambda t: t is float, number)
+        for primitive in (str, int, bool):
+            conv.register_structure_hook(primitive, _exact_field(primitive))
         conv.register_structure_hook(float, lambda b, cl: cl(_float_from_json(b)))
         conv.register_unstructure_hook_factory(
             is_any_set, lambda t: iterable_unstructure_factory(t, conv, unstructure_to=_sorted_list)
         )
         conv.register_unstructure_hook_factory(_is_pair_mapping, self._pairs_unstructurer)
         conv.register_structure_hook_factory(_is_pair_mapping, self._pairs_structurer)
-        conv.register_unstructure_hook_factory(_is_tagged_union, lambda _: self._envelope)
+        conv.register_unstructure_hook_factory(_is_tagged_union, self._union_unstructurer)
         conv.register_structure_hook_factory(_is_tagged_union, self._union_structurer)
 
     def _pairs_unstructurer(self, tp: object) -> _ToJson:
@@ -411,12 +425,19 @@ class Codec:
         )
         return lambda b, _: make({key(k, key_type): item(v, value_type) for k, v in _pairs(b)})
 
+    def _union_unstructurer(self, tp: object) -> _ToJson:
+        allowed = _union_members(tp)
+
+        def unstructure(value: object) -> object:
+            if allowed is not None and not isinstance(value, allowed):
+                msg = f"a field annotated {tp} holds a value of type {_name(type(value))}"
+                raise TypeError(msg)
+            return self._envelope(value)
+
+        return unstructure
+
     def _union_structurer(self, tp: object) -> _Structure:
-        allowed: Any = tuple(get_origin(a) or a for a in get_args(tp))
-        try:
-            isinstance(None, allowed)
-        except TypeError:  # Literal, Any or a protocol: trust the tag
-            allowed = None
+        allowed = _union_members(tp)
 
         def structure(body: object, _: object) -> object:
             value = self._from_envelope(body)
@@ -450,21 +471,11 @@ _SCALARS: dict[type, tuple[str, type, _ToJson, Callable[[Any], object]]] = {
     UUID: ("uuid", str, str, UUID),
     Decimal: ("decimal", str, str, Decimal),
 }
-# Scalars that fields hold as their JSON form; a date field must not hold a datetime.
-_FIELD_SCALARS: tuple[tuple[type, str, type | tuple[()]], ...] = (
-    (bytes, "bytes", ()),
-    (datetime, "datetime", ()),
-    (date, "date", datetime),
-    (time, "time", ()),
-    (timedelta, "timedelta", ()),
-    (UUID, "uuid", ()),
-    (Decimal, "decimal", ()),
-)
 
 
 def _is_registrable(tp: object) -> TypeGuard[type]:
-    if not isinstance(tp, type):
-        return False
+    if not isinstance(tp, type) or getattr(tp, "__parameters__", None):
+        return False  # a generic class: the wire would not say what its T was
     if issubclass(tp, enum.Enum):
         return bool(tp.__members__)
     return attrs.has(tp) or dataclasses.is_dataclass(tp)
@@ -486,8 +497,14 @@ def _is_pair_mapping(tp: object) -> bool:
     return len(args) == 2 and not (isinstance(args[0], type) and issubclass(args[0], str))
 
 
-def _is(cls: type) -> Callable[[object], bool]:
-    return lambda t: t is cls
+def _union_members(tp: object) -> Any:
+    """The classes a union admits (an int for a float), or None if it cannot tell."""
+    members = tuple(get_origin(arg) or arg for arg in get_args(tp))
+    try:
+        isinstance(None, members)
+    except TypeError:  # Literal, Any or a protocol: trust the tag
+        return None
+    return (*members, int) if float in members else members
 
 
 def _pairs(body: object) -> Iterator[tuple[Any, Any]]:
@@ -518,7 +535,7 @@ def _format_error(exc: BaseException, tp: type | None) -> str:
 
 def _exact(body: object, cls: type[T]) -> T:
     if type(body) is not cls:
-        msg = f"expected a {cls.__name__}, got {_preview(body)}"
+        msg = f"expected {cls.__name__}, got {_preview(body)}"
         raise TypeError(msg)
     return body
 
@@ -532,7 +549,7 @@ def _field(
     def check(value: object) -> object:
         if isinstance(value, cls) and not isinstance(value, exclude):
             return to_json(value)
-        msg = f"a field annotated {label} holds a {_name(type(value))}"
+        msg = f"a field annotated {label} holds a value of type {_name(type(value))}"
         raise TypeError(msg)
 
     return check
@@ -552,7 +569,7 @@ def _ignore_type(from_json: Callable[[Any], object]) -> _Structure:
 
 def _exact_field(cls: type) -> _Structure:
     def structure(body: object, cl: type) -> object:
-        value = _exact(body, cls)
+        value: object = _exact(body, cls)
         return value if cl is cls else cl(value)  # cl is an IntEnum, a StrEnum...
 
     return structure
