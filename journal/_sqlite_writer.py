@@ -271,21 +271,26 @@ class Writer:
         self._applier = BatchApplier(conn)
         self._max_batch = max_batch
         self._queue: list[tuple[Operation, asyncio.Future[Outcome]]] = []
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._woken = False  # mirrors the event: spares submit() a call on the hot path
         self._stopping = False
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=self._THREAD_NAME)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self._THREAD_NAME)
 
     def submit(self, op: Operation) -> asyncio.Future[Outcome]:
         """Queue ``op``; the returned future resolves once its batch is durable."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Outcome] = asyncio.Future(loop=self._loop)
         self._queue.append((op, future))
-        self._wake.set()
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
         return future
 
     async def stop(self) -> None:
         """Write what is queued, close the connection and end the task."""
         self._stopping = True
+        self._woken = True
         self._wake.set()
         await asyncio.shield(self._task)
 
@@ -294,6 +299,7 @@ class Writer:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                self._woken = False
                 while self._queue:
                     batch = self._queue[: self._max_batch]
                     del self._queue[: self._max_batch]
