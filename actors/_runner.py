@@ -22,8 +22,11 @@ from journal import Commit
 from ._activities import execute
 from ._actor import is_signal
 from ._events import (
+    ActivityCompleted,
+    ActivityFailed,
     AttemptFailed,
     Cancelled,
+    CancelRequested,
     Command,
     Completed,
     ContinuedAsNew,
@@ -47,6 +50,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger("actors")
 
 Item = Input | AttemptFailed | Terminated
+
+
+def _settle(ack: asyncio.Future[None] | None, error: BaseException | None) -> None:
+    if ack is None or ack.done():
+        return
+    if error is None:
+        ack.set_result(None)
+    else:
+        ack.set_exception(error)
 
 
 def timer_key(cmd: int) -> str:
@@ -105,27 +117,45 @@ class Runner:
             while self._queue and not self.done.done():
                 item, ack = self._queue.popleft()
                 try:
-                    await self._handle(item)
+                    refusal = self._refusal(item)
+                    if refusal is None:
+                        await self._handle(item)
                 except Exception as error:
-                    if ack is not None and not ack.done():
-                        ack.set_exception(error)
-                    elif not isinstance(error, ActorNotRunningError):
-                        logger.exception("actor %r failed to handle %s", self.actor_id, item)
-                        await self.system._restart(self, error)
-                        return
-                else:
-                    if ack is not None and not ack.done():
-                        ack.set_result(None)
-                finally:
                     self.system.busy -= 1
+                    _settle(ack, error)
+                    logger.exception("actor %r failed to handle %s", self.actor_id, item)
+                    await self.system._restart(self, error, self._take_queue())
+                    return
+                self.system.busy -= 1
+                _settle(ack, refusal)
         self._fail_queue()
 
+    def _take_queue(self) -> list[tuple[Item, asyncio.Future[None] | None]]:
+        taken = list(self._queue)
+        self._queue.clear()
+        self.system.busy -= len(taken)
+        return taken
+
+    def _refusal(self, item: Item) -> ActorError | None:
+        """Return why ``item`` is refused before it changes anything, if it is."""
+        engine = self.engine
+        if isinstance(item, AttemptFailed | Terminated):
+            return None
+        if isinstance(item, SignalReceived) and not is_signal(
+            getattr(type(engine.actor), item.name, None)
+        ):
+            return ActorError(f"{self.type_name!r} has no signal {item.name!r}")
+        if isinstance(item, SignalReceived | CancelRequested) and not engine.accepts(item):
+            return ActorNotRunningError(self.actor_id, self.status.value)
+        return None
+
     def _fail_queue(self) -> None:
-        while self._queue:
-            _, ack = self._queue.popleft()
-            self.system.busy -= 1
-            if ack is not None and not ack.done():
-                ack.set_exception(ActorNotRunningError(self.actor_id, self.status.value))
+        self._fail(self._take_queue())
+
+    def _fail(self, items: list[tuple[Item, asyncio.Future[None] | None]]) -> None:
+        """Refuse ``items``: the actor has ended."""
+        for _, ack in items:
+            _settle(ack, ActorNotRunningError(self.actor_id, self.status.value))
 
     async def _handle(self, item: Item) -> None:
         engine = self.engine
@@ -139,15 +169,8 @@ class Runner:
             self._stop_work()
             self._finish()
             return
-        if isinstance(item, SignalReceived) and not is_signal(
-            getattr(type(engine.actor), item.name, None)
-        ):
-            msg = f"{self.type_name!r} has no signal {item.name!r}"
-            raise ActorError(msg)
         if not engine.accepts(item):
-            if isinstance(item, TimerFired | Started) or hasattr(item, "cmd"):
-                return  # a late duplicate: its command is settled already
-            raise ActorNotRunningError(self.actor_id, self.status.value)
+            return  # a late duplicate (an outcome or a firing whose command is settled)
         commands = engine.activate(item)
         status = status_of(engine.outcome, engine.terminated)
         await self._commit([item, *commands], commands=commands, fired=item, status=status)
@@ -185,9 +208,15 @@ class Runner:
 
     def resume(self) -> None:
         """Start the host work a rebuilt engine is waiting for: activities and timers."""
+        settled = {
+            item.cmd
+            for item, _ in self._queue
+            if isinstance(item, ActivityCompleted | ActivityFailed)
+        }
         for pending in self.engine.activities.values():
-            pending.attempts = self.engine.attempts(pending.cmd)
-            self._start_activity(pending)
+            if pending.cmd not in settled:  # an outcome already waiting needs no rerun
+                pending.attempts = self.engine.attempts(pending.cmd)
+                self._start_activity(pending)
         for cmd, handle in self.engine.timers.items():
             self._arm(cmd, handle.when())
 

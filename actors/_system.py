@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import logging
 import os
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar, get_type_hints
 
@@ -157,6 +157,17 @@ class ActorSystem:
             msg = (
                 f"actor type {name!r} has state fields without a default: {missing}; "
                 "give every field a default (the state starts as Cls())"
+            )
+            raise ActorError(msg)
+        shared = [
+            f.name
+            for f in attrs.fields(cls)  # type: ignore[arg-type]
+            if isinstance(f.default, list | dict | set | bytearray)
+        ]
+        if shared:
+            msg = (
+                f"actor type {name!r} has mutable defaults shared by every instance: "
+                f"{shared}; write `field: list[str] = attrs.Factory(list)` instead"
             )
             raise ActorError(msg)
         self.codec.register(cls, name=f"actor:{name}")
@@ -321,7 +332,13 @@ class ActorSystem:
                 return
             after = page[-1].stream
 
-    async def _recover(self, actor_id: str, cls: type[Actor]) -> Runner | None:
+    async def _recover(
+        self,
+        actor_id: str,
+        cls: type[Actor],
+        queued: Sequence[tuple[Any, asyncio.Future[None] | None]] = (),
+    ) -> Runner | None:
+        """Rebuild ``actor_id`` from its journal and start it; ``queued`` inputs go first."""
         try:
             engine, seq = await self._rebuild(actor_id, cls)
         except NondeterminismError as error:
@@ -337,6 +354,8 @@ class ActorSystem:
             runner.engine = self._successor(engine, outcome)
             runner.submit(Started(time=self.clock.now(), args=outcome.args, run=runner.engine.run))
         self._start(runner)
+        for item, ack in queued:
+            runner.submit(item, ack)
         runner.resume()
         return runner
 
@@ -403,17 +422,29 @@ class ActorSystem:
         )
         await self.snapshots.save(runner.actor_id, runner.seq, self.codec.encode(saved))
 
-    async def _restart(self, runner: Runner, error: BaseException) -> None:
-        """Rebuild an actor whose driver failed (e.g. a journal write error)."""
+    async def _restart(
+        self,
+        runner: Runner,
+        error: BaseException,
+        queued: list[tuple[Any, asyncio.Future[None] | None]],
+    ) -> None:
+        """Rebuild an actor whose driver failed (a journal write error, a bug here).
+
+        Its in-memory state may be ahead of the journal, so it is rebuilt from the
+        journal: work whose outcome was not committed runs again; inputs still queued
+        move to the rebuilt runner.
+        """
         cls = self._types[runner.type_name]
         if self._runners.get(runner.actor_id) is runner:
             del self._runners[runner.actor_id]
         runner._stop_work()
-        await asyncio.sleep(0.1)
-        logger.warning("restarting actor %r after %r", runner.actor_id, error)
-        replacement = await self._recover(runner.actor_id, cls)
-        if replacement is not None and not runner.done.done():
-            replacement.done.add_done_callback(lambda f: _chain(f, runner.done))
+        logger.warning("restarting actor %r from its journal after %r", runner.actor_id, error)
+        await asyncio.sleep(0.1)  # a failing disk should not spin the loop
+        replacement = await self._recover(runner.actor_id, cls, queued)
+        if replacement is None:
+            runner._fail(queued)
+            return
+        replacement.done.add_done_callback(lambda f: _chain(f, runner.done))
 
     async def _runner_for(self, actor_id: str) -> Runner | None:
         return self._runners.get(actor_id)
