@@ -9,11 +9,13 @@ from ._activities import activity_info as activity_info
 from ._actor import Actor as Actor
 from ._actor import Retry as Retry
 from ._actor import activity as activity
+from ._actor import handler as handler
 from ._actor import query as query
 from ._actor import signal as signal
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
 from ._context import Context as Context
+from ._context import WorkflowRef as WorkflowRef
 from ._exceptions import ActivityError as ActivityError
 from ._exceptions import ActorCancelled as ActorCancelled
 from ._exceptions import ActorError as ActorError
@@ -27,6 +29,7 @@ from ._exceptions import NondeterminismError as NondeterminismError
 from ._exceptions import WorkflowLivelockError as WorkflowLivelockError
 from ._exceptions import WorkflowSandboxError as WorkflowSandboxError
 from ._ref import ActorRef as ActorRef
+from ._ref import DeadLetter as DeadLetter
 from ._status import Status as Status
 from ._system import ActorSystem as ActorSystem
 
@@ -45,15 +48,18 @@ __all__ = [
     "ActorTypeError",
     "Clock",
     "Context",
+    "DeadLetter",
     "ErrorInfo",
     "NondeterminismError",
     "Retry",
     "Status",
     "SystemClock",
     "WorkflowLivelockError",
+    "WorkflowRef",
     "WorkflowSandboxError",
     "activity",
     "activity_info",
+    "handler",
     "query",
     "signal",
 ]

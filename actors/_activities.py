@@ -15,7 +15,8 @@ from journal import CodecError
 
 from ._actor import is_async
 from ._events import ActivityCompleted, ActivityFailed, AttemptFailed
-from ._replay import PendingActivity, failure_info
+from ._failures import failure_info
+from ._replay import PendingActivity
 
 if TYPE_CHECKING:
     from ._runner import Runner

@@ -10,6 +10,7 @@ at registration, before anything is stored.
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar, dataclass_transform, overload
@@ -19,6 +20,7 @@ import attrs
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _SIGNAL = "__perdure_signal__"
+_HANDLER = "__perdure_handler__"
 _QUERY = "__perdure_query__"
 _ACTIVITY = "__perdure_activity__"
 
@@ -43,6 +45,48 @@ class Actor:
 
     async def run(self, ctx: Any, *args: Any) -> Any:
         """The workflow body. Override it; the default does nothing and returns None."""
+
+
+def handler(fn: _F) -> _F:
+    """Mark ``async def name(self, ctx, msg: MessageType) -> R`` as a message handler.
+
+    The annotation of ``msg`` says which messages (of that type or a subclass) it
+    takes. Handlers run one message at a time in mailbox order, each a durable
+    coroutine like ``run``; the return value answers an ``ask``.
+    """
+    if not inspect.iscoroutinefunction(fn):
+        msg = f"@handler {fn.__qualname__} must be an async def (self, ctx, message)"
+        raise TypeError(msg)
+    setattr(fn, _HANDLER, True)
+    return fn
+
+
+def handlers_of(cls: type) -> dict[type, Callable[..., Any]]:
+    """Map each message type to the handler of ``cls`` that takes it (cached per class)."""
+    cached: dict[type, Callable[..., Any]] | None = cls.__dict__.get("__perdure_handlers__")
+    if cached is not None:
+        return cached
+    found: dict[type, Callable[..., Any]] = {}
+    for name in dir(cls):
+        member = getattr(cls, name, None)
+        if not getattr(member, _HANDLER, False):
+            continue
+        assert member is not None
+        hints = typing.get_type_hints(member)
+        params = list(inspect.signature(member).parameters)
+        if len(params) != 3 or params[2] not in hints:
+            msg = (
+                f"@handler {member.__qualname__} must be `async def {name}(self, ctx, "
+                "message: MessageType)` with the message's type annotated"
+            )
+            raise TypeError(msg)
+        message_type = hints[params[2]]
+        if message_type in found:
+            msg = f"{cls.__qualname__} has two handlers for {message_type.__qualname__}"
+            raise TypeError(msg)
+        found[message_type] = member
+    type.__setattr__(cls, "__perdure_handlers__", found)
+    return found
 
 
 def signal(fn: _F) -> _F:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final, overload
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final, overload
 
-from ._actor import Retry, activity_options, seconds
+from ._actor import Actor, Retry, activity_options, is_signal, seconds
+from ._exceptions import ActorError
 
 if TYPE_CHECKING:
     from ._replay import Engine
 
 _R = TypeVar("_R")
+_M = TypeVar("_M")
+_AT = TypeVar("_AT", bound=Actor)
 
 
 class ContinueAsNew(BaseException):
@@ -144,6 +148,85 @@ class Context:
         state with an empty history, so recovery stays bounded. It never returns.
         """
         raise ContinueAsNew(*args)
+
+    async def receive(self, *types: type[_M], timeout: float | timedelta | None = None) -> _M:
+        """Wait for the first queued message of one of ``types`` (selective receive).
+
+        Messages of other types stay queued for a later ``receive`` or a handler.
+
+        Raises:
+            TimeoutError: ``timeout`` (a durable timer) expired first.
+        """
+        if not types:
+            msg = "ctx.receive() needs at least one message type"
+            raise TypeError(msg)
+        async with asyncio.timeout(seconds(timeout)):
+            message: _M = await self._engine.mailbox.receive(types)
+        return message
+
+    def get(self, actor_type: type[_AT], actor_id: str) -> WorkflowRef[_AT]:
+        """Name another actor from workflow code; sending to it activates it."""
+        return WorkflowRef._create(self._engine, actor_type, actor_id)
+
+    async def spawn(self, actor_type: type[_AT], actor_id: str, *args: Any) -> WorkflowRef[_AT]:
+        """Spawn ``actor_type.run(ctx, *args)`` as actor ``actor_id``, durably.
+
+        The spawn is a command: after a crash it is not repeated, and spawning an id
+        that exists leaves that actor as it is.
+        """
+        self._engine.mailbox.spawn(actor_id, actor_type, list(args))
+        return self.get(actor_type, actor_id)
+
+    async def tell(self, ref: WorkflowRef[Any], message: object) -> None:
+        """Send ``message`` to ``ref``'s actor; the send is journaled, never repeated."""
+        await ref.tell(message)
+
+    async def ask(self, ref: WorkflowRef[Any], message: object) -> Any:
+        """Send ``message`` to ``ref``'s actor and return its handler's reply.
+
+        Raises:
+            ActorFailed: the handler raised.
+        """
+        return await ref.ask(message)
+
+
+@final
+class WorkflowRef(Generic[_AT]):
+    """A handle on another actor inside workflow code: every call is a command."""
+
+    def __init__(self, engine: Engine, actor_type: type[_AT], actor_id: str, token: object) -> None:
+        if token is not _TOKEN:
+            msg = "WorkflowRef is created by ctx.get() and ctx.spawn()"
+            raise TypeError(msg)
+        self._engine = engine
+        self.actor_type = actor_type
+        """The actor's class."""
+        self.actor_id = actor_id
+        """The actor's id."""
+
+    @classmethod
+    def _create(cls, engine: Engine, actor_type: type[_AT], actor_id: str) -> WorkflowRef[_AT]:
+        return cls(engine, actor_type, actor_id, _TOKEN)
+
+    async def tell(self, message: object) -> None:
+        """Send ``message``; journaled, so a replay does not send it again."""
+        self._engine.mailbox.send(self.actor_id, self.actor_type, message, ask=False)
+
+    async def ask(self, message: object) -> Any:
+        """Send ``message`` and return the reply; both are journaled.
+
+        Raises:
+            ActorFailed: the handler raised.
+        """
+        return await self._engine.mailbox.ask(self.actor_id, self.actor_type, message)
+
+    async def signal(self, method: Callable[..., Any], *args: Any) -> None:
+        """Signal the actor with ``method`` (a ``@signal`` of its type); journaled."""
+        if not is_signal(method) or getattr(self.actor_type, method.__name__, None) is not method:
+            msg = f"{method!r} is not a @signal of {self.actor_type.__actor_name__!r}"
+            raise ActorError(msg)
+        inspect.signature(method).bind(None, *args)
+        self._engine.mailbox.signal(self.actor_id, self.actor_type, method.__name__, list(args))
 
 
 _TOKEN = object()

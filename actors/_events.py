@@ -75,6 +75,29 @@ class SignalReceived:
 
 
 @attrs.frozen(kw_only=True)
+class MessageReceived:
+    """A message was taken from the actor's mailbox (and consumed in the same commit)."""
+
+    time: float
+    key: str
+    """The message's id: unique per receiving actor."""
+    message: bytes
+    reply_to: str | None = None
+    """The asking actor, when another actor asked (its reply goes to that inbox)."""
+
+
+@attrs.frozen(kw_only=True)
+class ReplyReceived:
+    """The reply to one of this actor's asks arrived."""
+
+    time: float
+    key: str
+    """The key of the ask's message."""
+    result: bytes | None = None
+    failure: tuple[ErrorInfo, ...] | None = None
+
+
+@attrs.frozen(kw_only=True)
 class CancelRequested:
     """Someone asked the actor to cancel: ``CancelledError`` at its current await."""
 
@@ -112,6 +135,49 @@ class Patched:
     """``ctx.patched(change_id)`` returned True here: the code after the change ran."""
 
     change_id: str
+
+
+@attrs.frozen(kw_only=True)
+class Replied:
+    """A handler finished a message: its result (or error) answers the sender."""
+
+    key: str
+    result: bytes | None = None
+    failure: tuple[ErrorInfo, ...] | None = None
+    reply_to: str | None = None
+    """Where the reply goes: the asking actor, or None (a tell, or a caller outside)."""
+
+
+@attrs.frozen(kw_only=True)
+class MessageSent:
+    """Workflow code sent a message (tell, or ask when ``ask``) to another actor."""
+
+    cmd: int
+    target: str
+    target_type: str
+    message: bytes
+    ask: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class SignalSent:
+    """Workflow code signalled another actor."""
+
+    cmd: int
+    target: str
+    target_type: str
+    name: str
+    args: bytes
+
+
+@attrs.frozen(kw_only=True)
+class ActorSpawned:
+    """Workflow code spawned another actor with these arguments."""
+
+    cmd: int
+    target: str
+    target_type: str
+    args: bytes
 
 
 @attrs.frozen(kw_only=True)
@@ -164,13 +230,24 @@ class AttemptFailed:
 
 
 Input: TypeAlias = (
-    Started | ActivityCompleted | ActivityFailed | TimerFired | SignalReceived | CancelRequested
+    Started
+    | ActivityCompleted
+    | ActivityFailed
+    | TimerFired
+    | SignalReceived
+    | MessageReceived
+    | ReplyReceived
+    | CancelRequested
 )
 Command: TypeAlias = (
     ActivityScheduled
     | TimerStarted
     | TimerCancelled
     | Patched
+    | Replied
+    | MessageSent
+    | SignalSent
+    | ActorSpawned
     | Completed
     | Failed
     | Cancelled
@@ -178,12 +255,25 @@ Command: TypeAlias = (
 )
 HistoryEvent: TypeAlias = Input | Command | Terminated | AttemptFailed
 
-INPUTS = (Started, ActivityCompleted, ActivityFailed, TimerFired, SignalReceived, CancelRequested)
+INPUTS = (
+    Started,
+    ActivityCompleted,
+    ActivityFailed,
+    TimerFired,
+    SignalReceived,
+    MessageReceived,
+    ReplyReceived,
+    CancelRequested,
+)
 COMMANDS = (
     ActivityScheduled,
     TimerStarted,
     TimerCancelled,
     Patched,
+    Replied,
+    MessageSent,
+    SignalSent,
+    ActorSpawned,
     Completed,
     Failed,
     Cancelled,
@@ -192,8 +282,29 @@ COMMANDS = (
 ALL_EVENTS: tuple[type, ...] = (*INPUTS, *COMMANDS, Terminated, AttemptFailed, ErrorInfo)
 
 
+@attrs.frozen(kw_only=True)
+class Mail:
+    """What an actor's inbox holds: a message, a reply, a signal or a spawn request."""
+
+    kind: str
+    """``"message"``, ``"reply"``, ``"signal"`` or ``"spawn"``."""
+    target_type: str
+    """The receiving actor's type name: a virtual actor is created as this type."""
+    body: bytes = b""
+    """The encoded message, reply value, signal arguments or spawn arguments."""
+    name: str = ""
+    """The signal's name."""
+    reply_to: str | None = None
+    """For an ask from another actor: the asker, whose inbox takes the reply."""
+    failure: tuple[ErrorInfo, ...] | None = None
+    """For a reply: the handler's error."""
+    parent: str | None = None
+    """For a spawn: the spawning actor."""
+
+
 _KINDS: dict[type, str] = {
     TimerStarted: "a timer",
+    Replied: "a reply",
     TimerCancelled: "a timer cancellation",
     Completed: "completion",
     Failed: "failure",
@@ -208,6 +319,12 @@ def describe(command: Command) -> str:
         return f"activity {command.name!r}"
     if isinstance(command, Patched):
         return f"patch marker {command.change_id!r}"
+    if isinstance(command, MessageSent):
+        return f"{'ask' if command.ask else 'tell'} to {command.target!r}"
+    if isinstance(command, SignalSent):
+        return f"signal {command.name!r} to {command.target!r}"
+    if isinstance(command, ActorSpawned):
+        return f"spawn of {command.target!r}"
     return _KINDS[type(command)]
 
 
@@ -219,4 +336,6 @@ def same_command(recorded: Command, issued: Command) -> bool:
         return recorded.name == issued.name  # type: ignore[union-attr]
     if isinstance(recorded, Patched):
         return recorded.change_id == issued.change_id  # type: ignore[union-attr]
+    if isinstance(recorded, MessageSent | SignalSent | ActorSpawned):
+        return recorded.target == issued.target  # type: ignore[union-attr]
     return True

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, final
 
+import attrs
+
+from journal import Message
+
 from ._actor import Actor, is_query, is_signal, seconds
-from ._events import CancelRequested, Completed, ContinuedAsNew, Failed, SignalReceived, Terminated
+from ._events import (
+    CancelRequested,
+    Completed,
+    ContinuedAsNew,
+    Failed,
+    Mail,
+    Replied,
+    SignalReceived,
+    Terminated,
+)
 from ._exceptions import (
     ActorCancelled,
     ActorError,
@@ -18,6 +32,7 @@ from ._exceptions import (
     ActorNotRunningError,
     ActorTerminated,
 )
+from ._recovery import rebuild
 from ._status import Status
 
 if TYPE_CHECKING:
@@ -68,6 +83,16 @@ class ActorRef(Generic[_A]):
             raise ActorNotFoundError(self.actor_id)
         return Status(info.status)
 
+    async def _state(self) -> Status:
+        """The actor's status, checking on the way that it is of this ref's type."""
+        runner = self._system._runners.get(self.actor_id)
+        if runner is not None:
+            self._system._check_type(self.actor_id, self.actor_type, runner.type_name)
+            return runner.status
+        stored = await self._system._stored_type(self.actor_id)
+        self._system._check_type(self.actor_id, self.actor_type, stored)
+        return await self.status()
+
     async def result(self, timeout: float | timedelta | None = None) -> Any:
         """Wait for the actor to end and return ``run``'s return value.
 
@@ -78,20 +103,29 @@ class ActorRef(Generic[_A]):
             NondeterminismError: it is suspended because its code no longer replays.
             TimeoutError: ``timeout`` passed first.
         """
-        suspended = self._system._suspended.get(self.actor_id)
+        system = self._system
+        suspended = system._suspended.get(self.actor_id)
         if suspended is not None:
             raise suspended
-        runner = self._system._runners.get(self.actor_id)
-        if runner is not None:
-            waiting = getattr(self._system.clock, "waiting_for_result", None)
-            async with asyncio.timeout(seconds(timeout)):
-                if waiting is None:
-                    status, outcome = await asyncio.shield(runner.done)
-                else:
-                    with waiting():
-                        status, outcome = await asyncio.shield(runner.done)
-            return self._unwrap(status, outcome)
-        return await self._stored_result()
+        if self.actor_id not in system._runners:
+            status = await self._state()
+            if status.ended:
+                return await self._stored_result()
+            if self.actor_id in system._unknown:
+                msg = (
+                    f"actor {self.actor_id!r} is {status.value} but not running in this "
+                    "system: register its type (actors=[...]) so it can be recovered"
+                )
+                raise ActorError(msg)
+        outcome_future = system._outcome(self.actor_id)
+        waiting = getattr(system.clock, "waiting_for_result", None)
+        async with asyncio.timeout(seconds(timeout)):
+            if waiting is None:
+                status, outcome = await asyncio.shield(outcome_future)
+            else:
+                with waiting():
+                    status, outcome = await asyncio.shield(outcome_future)
+        return self._unwrap(status, outcome)
 
     async def _stored_result(self) -> Any:
         info = await self._system.journal.info(self.actor_id)
@@ -136,12 +170,13 @@ class ActorRef(Generic[_A]):
         return name
 
     async def _live(self) -> Runner:
+        """The actor's runner, activating a passivated actor; refuse an ended one."""
+        status = await self._state()
         runner = self._system._runners.get(self.actor_id)
-        if runner is not None:
-            self._system._check_type(self.actor_id, self.actor_type, runner.type_name)
-        else:
-            status = await self.status()
-            raise ActorNotRunningError(self.actor_id, status.value)
+        if runner is None and not status.ended:
+            runner = await self._system._activate(self.actor_id)
+        if runner is None:
+            raise ActorNotRunningError(self.actor_id, (await self.status()).value)
         return runner
 
     async def signal(self, method: Callable[..., Any], *args: Any) -> None:
@@ -170,14 +205,105 @@ class ActorRef(Generic[_A]):
         """
         self._method(method, "query", is_query)
         inspect.signature(method).bind(None, *args)
+        status = await self._state()
         runner = self._system._runners.get(self.actor_id)
+        if runner is None and not status.ended:
+            runner = await self._system._activate(self.actor_id)
         if runner is not None:
-            self._system._check_type(self.actor_id, self.actor_type, runner.type_name)
             return runner.engine.query(method, args)
-        stored = await self._system._stored_type(self.actor_id)
-        self._system._check_type(self.actor_id, self.actor_type, stored)
-        engine, _ = await self._system._rebuild(self.actor_id, self.actor_type)
+        engine, _, _ = await rebuild(
+            self.actor_id,
+            self.actor_type,
+            self._system.journal,
+            self._system.snapshots,
+            self._system.codec,
+        )
         return engine.query(method, args)
+
+    async def tell(self, message: object, *, id: str | None = None) -> None:
+        """Put ``message`` in the actor's durable mailbox; return once it is committed.
+
+        Args:
+            message: an attrs instance, dataclass or other encodable value; the actor
+                handles it with the ``@handler`` for its type (or ``ctx.receive``).
+            id: the message's id; sending an id the actor accepted before enqueues
+                nothing, so a caller may retry after a crash.
+
+        Raises:
+            EncodeError: the message cannot be stored.
+            ActorTypeError: the actor in memory is of another type.
+        """
+        await self._send(message, id or f"tell-{uuid.uuid4().hex}")
+
+    async def ask(
+        self,
+        message: object,
+        *,
+        timeout: float | timedelta | None = None,
+        id: str | None = None,
+    ) -> Any:
+        """Send ``message`` and return what its handler returns.
+
+        Args:
+            message: what to send (see :meth:`tell`).
+            timeout: how long to wait for the reply; the message stays accepted.
+            id: the message's id: asking again with the same id after a crash does not
+                send it twice, and returns the reply to the first ask.
+
+        Raises:
+            ActorFailed: the handler raised, or the message became a dead letter (no
+                handler for its type, the actor has ended).
+            TimeoutError: ``timeout`` passed first.
+        """
+        system = self._system
+        key = id or f"ask-{uuid.uuid4().hex}"
+        accepted = await self._send(message, key)
+        # Registered before any await after the send: the reply needs an activation,
+        # which cannot happen before this task yields.
+        waiter = system._ask_waiter(self.actor_id, key)
+        if not accepted:
+            replied = await self._find_reply(key)
+            if replied is not None:
+                system._replied(self.actor_id, replied)
+            else:
+                await system._activate(self.actor_id)
+        try:
+            async with asyncio.timeout(seconds(timeout)):
+                replied = await asyncio.shield(waiter)
+        finally:
+            if not waiter.done():
+                system._asks.pop((self.actor_id, key), None)
+        if replied.failure is not None:
+            raise ActorFailed(self.actor_id, replied.failure)
+        assert replied.result is not None
+        return system.codec.decode(replied.result)
+
+    async def _send(self, message: object, key: str) -> bool:
+        system = self._system
+        system._require_running()
+        runner = system._runners.get(self.actor_id)
+        if runner is not None:
+            system._check_type(self.actor_id, self.actor_type, runner.type_name)
+        mail = Mail(
+            kind="message",
+            target_type=self.actor_type.__actor_name__,
+            body=system.codec.encode(message),
+        )
+        data = system.codec.encode(mail)
+        accepted = await system.journal.enqueue(self.actor_id, key, data)
+        if accepted:
+            system.deliver(
+                self.actor_id, [Message(stream=self.actor_id, key=key, position=0, data=data)]
+            )
+        return accepted
+
+    async def _find_reply(self, key: str) -> Replied | None:
+        """The journaled reply to message ``key``, for an ask retried after a crash."""
+        for event in await self._system.journal.read(self.actor_id):
+            decoded = self._system.codec.decode(event.data)
+            if isinstance(decoded, Replied) and decoded.key == key:
+                return decoded
+        return None
 
     async def cancel(self) -> None:
         """Ask the actor to cancel: ``CancelledError`` is raised at its current await.
@@ -202,6 +328,20 @@ class ActorRef(Generic[_A]):
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         runner.submit(Terminated(time=self._system.clock.now(), reason=reason), ack)
         await ack
+
+
+@attrs.frozen(kw_only=True)
+class DeadLetter:
+    """A message no actor could take, as ``ActorSystem.dead_letters()`` lists it."""
+
+    actor_id: str
+    """The actor it was sent to."""
+    key: str
+    """The message's id."""
+    message: object
+    """The message (or the error that kept it from being decoded)."""
+    reason: str
+    """Why it died: no handler for its type, the actor had ended, an unknown type..."""
 
 
 _TOKEN = object()

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,6 +39,7 @@ from journal.codec import Codec
 from ._actor import ActivityOptions, Actor, is_signal
 from ._context import Context, ContinueAsNew
 from ._events import (
+    INPUTS,
     ActivityCompleted,
     ActivityFailed,
     ActivityScheduled,
@@ -52,7 +52,9 @@ from ._events import (
     Failed,
     HistoryEvent,
     Input,
+    MessageReceived,
     Patched,
+    ReplyReceived,
     SignalReceived,
     Started,
     Terminated,
@@ -62,8 +64,10 @@ from ._events import (
     describe,
     same_command,
 )
-from ._exceptions import ActivityError, ErrorInfo, NondeterminismError
+from ._exceptions import ActivityError, NondeterminismError
+from ._failures import failure_info
 from ._loop import DeterministicLoop
+from ._messages import Mailbox
 
 Outcome = Completed | Failed | Cancelled | ContinuedAsNew
 
@@ -83,35 +87,6 @@ class PendingActivity:
     """The last attempt's error, when it failed in this process."""
 
 
-def failure_info(error: BaseException) -> tuple[ErrorInfo, ...]:
-    """Describe ``error`` and its cause chain as text, outermost first."""
-    chain: list[ErrorInfo] = []
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ActivityError):
-            chain.append(_info(current))
-            chain.extend(current.failure)
-            break
-        chain.append(_info(current))
-        current = current.__cause__ or (
-            None if current.__suppress_context__ else current.__context__
-        )
-    return tuple(chain)
-
-
-def _info(error: BaseException) -> ErrorInfo:
-    kind = type(error)
-    name = (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
-    text = "".join(traceback.format_exception(kind, error, error.__traceback__, chain=False))
-    return ErrorInfo(type=name, message=str(error), traceback=text)
-
-
 class Engine:
     """Runs one run of one actor's workflow code, input by input."""
 
@@ -124,6 +99,7 @@ class Engine:
         run: int = 1,
         next_cmd: int = 1,
         now: float = 0.0,
+        started: bool = False,
     ) -> None:
         self.actor_id = actor_id
         self.actor = actor
@@ -148,6 +124,11 @@ class Engine:
         self._event_no = 0
         self._error: NondeterminismError | None = None
         self._attempts: dict[int, int] = {}
+        self.has_run = type(actor).run is not Actor.run
+        """Whether the actor has a workflow body; without one it lives on messages."""
+        self.started = started
+        """Whether the run began (a snapshot of a message-driven actor says so too)."""
+        self.mailbox = Mailbox(self)
 
     # The driver's side ----------------------------------------------------------
 
@@ -166,12 +147,18 @@ class Engine:
         if self.outcome is not None or self.terminated or self._error is not None:
             return False
         if isinstance(event, Started):
-            return self._main is None
+            return not self.started
         if isinstance(event, ActivityCompleted | ActivityFailed):
-            return event.cmd in self.activities
-        if isinstance(event, TimerFired):
-            return event.cmd in self.timers
-        return self._main is not None
+            accepted = event.cmd in self.activities
+        elif isinstance(event, TimerFired):
+            accepted = event.cmd in self.timers
+        elif isinstance(event, ReplyReceived):
+            accepted = event.key in self.mailbox.pending_asks()
+        elif isinstance(event, MessageReceived):
+            accepted = self.started and self.mailbox.wants(self.codec.decode(event.message))
+        else:
+            accepted = self.started
+        return accepted
 
     def activate(
         self, event: Input, *, seq: int = 0, recorded: Sequence[Command] | None = None
@@ -236,6 +223,22 @@ class Engine:
             pending.attempts = self.attempts(pending.cmd)
         return new
 
+    @property
+    def quiescent(self) -> bool:
+        """Whether the state alone says everything about the future (snapshot-safe).
+
+        True for a message-driven actor between messages, with nothing in flight.
+        """
+        return (
+            not self.has_run
+            and self.started
+            and not self.mailbox.handling
+            and not self.activities
+            and not self.timers
+            and not self.mailbox.pending_asks()
+            and self._error is None
+        )
+
     def query(self, method: Callable[..., Any], args: Sequence[Any]) -> Any:
         """Answer a query from the current state."""
         return method(self.actor, *args)
@@ -244,10 +247,13 @@ class Engine:
 
     def _apply(self, event: Input) -> None:
         if isinstance(event, Started):
-            args = self.codec.decode(event.args)
-            assert isinstance(args, list)
-            self._main = self.loop.create_task(self.actor.run(self.context, *args))
-            self._main.add_done_callback(self._on_main_done)
+            self._start(event)
+        elif isinstance(event, MessageReceived):
+            self.mailbox.deliver(event)
+        elif isinstance(event, ReplyReceived):
+            self.mailbox.reply(event)
+        elif isinstance(event, CancelRequested):
+            self._cancel()
         elif isinstance(event, ActivityCompleted):
             pending = self.activities.pop(event.cmd)
             if not pending.future.done():
@@ -262,12 +268,23 @@ class Engine:
             handle = self.timers.pop(event.cmd)
             self._timer_cmds.pop(id(handle), None)
             self.loop.fire_timer(handle)
-        elif isinstance(event, SignalReceived):
-            self._signal(event)
         else:
-            assert isinstance(event, CancelRequested)
-            assert self._main is not None
+            assert isinstance(event, SignalReceived)
+            self._signal(event)
+
+    def _start(self, event: Started) -> None:
+        self.started = True
+        if self.has_run:
+            args = self.codec.decode(event.args)
+            assert isinstance(args, list)
+            self._main = self.loop.create_task(self.actor.run(self.context, *args))
+            self._main.add_done_callback(self._on_main_done)
+
+    def _cancel(self) -> None:
+        if self._main is not None:
             self._main.cancel()
+        else:  # a message-driven actor has no run to cancel: it ends
+            self._finish(Cancelled())
 
     def _signal(self, event: SignalReceived) -> None:
         method = getattr(type(self.actor), event.name, None)
@@ -425,17 +442,7 @@ def split_activations(
     """Group a history into (seq, input or note, commands recorded after it)."""
     groups: list[tuple[int, HistoryEvent, list[Command]]] = []
     for seq, event in events:
-        if isinstance(
-            event,
-            Started
-            | ActivityCompleted
-            | ActivityFailed
-            | TimerFired
-            | SignalReceived
-            | CancelRequested
-            | AttemptFailed
-            | Terminated,
-        ):
+        if isinstance(event, (*INPUTS, AttemptFailed, Terminated)):
             groups.append((seq, event, []))
         elif groups:
             groups[-1][2].append(event)

@@ -1,23 +1,25 @@
 """The driver of one live actor: inputs in, one atomic commit per activation, then act.
 
 Theory of operation. Inputs (an activity's outcome, a fired timer, a signal, a cancel)
-queue up on the runner and are handled one at a time: the engine activates on the
-input and returns the commands the code issued; the runner commits the input and
-those commands in one ``Commit`` (with the wakeups to schedule or cancel and the new
-status); only after the commit is durable does it act: start activities, arm timers,
-answer the caller whose signal it was, resolve ``result()``. A crash between commit
-and action loses nothing: replay re-derives the same commands, and the host redoes
-what they ask (pending activities run, pending timers are re-armed).
+queue up on the runner; messages wait in its mailbox (a copy of its inbox) until the
+engine wants them. They are handled one at a time: the engine activates on the input
+and returns the commands the code issued; the runner commits, in one ``Commit``, the
+input, those commands, the inbox entry the input consumed, the messages the commands
+send to other actors (the outbox), the wakeups to schedule or cancel and the status.
+Only after the commit is durable does it act: start activities, arm timers, wake the
+receivers, answer the caller. A crash between commit and action loses nothing: replay
+re-derives the same commands, and the host redoes what they ask.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from journal import Commit
+from journal import Commit, Message, Outgoing
 
 from ._activities import execute
 from ._actor import is_signal
@@ -33,6 +35,10 @@ from ._events import (
     Failed,
     HistoryEvent,
     Input,
+    Mail,
+    MessageReceived,
+    Replied,
+    ReplyReceived,
     SignalReceived,
     Started,
     Terminated,
@@ -41,6 +47,7 @@ from ._events import (
     TimerStarted,
 )
 from ._exceptions import ActorError, ActorNotRunningError
+from ._mail import dead_letter, failure_reply, outgoing, reply_to
 from ._replay import Engine, Outcome
 from ._status import Status
 
@@ -50,6 +57,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("actors")
 
 Item = Input | AttemptFailed | Terminated
+Entry = tuple["Item | _Drop | _Dead", "asyncio.Future[None] | None", "str | None"]
+"""An input, the future of the caller waiting for its commit, the inbox key it consumes."""
 
 
 def _settle(ack: asyncio.Future[None] | None, error: BaseException | None) -> None:
@@ -66,9 +75,10 @@ def timer_key(cmd: int) -> str:
     return f"t{cmd}"
 
 
-def status_of(outcome: Outcome | None, terminated: bool) -> Status:
-    """The stream status that an engine's outcome means."""
-    if terminated:
+def status_of(engine: Engine) -> Status:
+    """The stream status an engine's state means."""
+    outcome = engine.outcome
+    if engine.terminated:
         return Status.TERMINATED
     if isinstance(outcome, Completed):
         return Status.COMPLETED
@@ -76,11 +86,11 @@ def status_of(outcome: Outcome | None, terminated: bool) -> Status:
         return Status.FAILED
     if isinstance(outcome, Cancelled):
         return Status.CANCELLED
-    return Status.RUNNING
+    return Status.IDLE if engine.quiescent else Status.RUNNING
 
 
 class Runner:
-    """Owns a live actor's engine, its queue of inputs and the host work it asked for."""
+    """Owns a live actor's engine, its inputs, its mailbox and the host work it asked for."""
 
     def __init__(
         self, system: ActorSystem, actor_id: str, type_name: str, engine: Engine, seq: int
@@ -90,56 +100,102 @@ class Runner:
         self.type_name = type_name
         self.engine = engine
         self.seq = seq
+        self.snapshot_seq = 0
+        """The seq of the newest snapshot of this actor."""
+        self.last_active = time.monotonic()
         self.done: asyncio.Future[tuple[Status, Outcome | None]] = (
             asyncio.get_running_loop().create_future()
         )
-        self._queue: deque[tuple[Item, asyncio.Future[None] | None]] = deque()
+        self._queue: deque[Entry] = deque()
+        self._mail: dict[str, tuple[Message, Mail]] = {}
         self._wake = asyncio.Event()
+        self._stopping = False
         self._work: dict[int, asyncio.Task[None]] = {}  # timer and activity tasks by cmd
         self.metadata: bytes | None = None  # written with the first commit only
+        self.first_consume: str | None = None  # the spawn message the first commit takes
 
     @property
     def status(self) -> Status:
         """The actor's status as far as this runner has committed."""
-        return status_of(self.engine.outcome, self.engine.terminated)
+        return status_of(self.engine)
+
+    @property
+    def passivatable(self) -> bool:
+        """Whether dropping this runner loses nothing: all it waits for is durable."""
+        return (
+            not self._queue
+            and not self.engine.activities
+            and not self._stopping
+            and not self.done.done()
+            and not any(self.engine.mailbox.wants(self._decoded(m)) for m in self._messages())
+        )
 
     def submit(self, item: Item, ack: asyncio.Future[None] | None = None) -> None:
         """Queue an input (or note) for the actor; ``ack`` resolves once it is committed."""
-        self._queue.append((item, ack))
+        self._queue.append((item, ack, None))
         self.system.busy += 1
         self._wake.set()
 
+    def add_mail(self, messages: list[Message]) -> None:
+        """Put inbox messages in the mailbox (each once); they wait until wanted."""
+        decode = self.system.codec.decode
+        for message in messages:
+            if message.key not in self._mail:
+                mail = decode(message.data)
+                assert isinstance(mail, Mail)
+                self._mail[message.key] = (message, mail)
+        if self._mail:
+            self._wake.set()
+
+    def stop(self) -> None:
+        """Stop driving (passivation): host work is cancelled, nothing is lost."""
+        self._stopping = True
+        self._stop_work()
+        self._wake.set()
+
     async def run(self) -> None:
-        """Handle queued inputs until the actor ends (or the system stops)."""
-        while not self.done.done():
+        """Handle inputs and wanted messages until the actor ends or is passivated."""
+        while not self.done.done() and not self._stopping:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue and not self.done.done():
-                item, ack = self._queue.popleft()
+            while not self.done.done() and not self._stopping:
+                if self._queue:
+                    item, ack, consume = self._queue.popleft()
+                    self.system.busy -= 1
+                elif (found := self._next_mail()) is not None:
+                    item, ack, consume = found
+                else:
+                    break
+                self.last_active = time.monotonic()
                 try:
                     refusal = self._refusal(item)
                     if refusal is None:
-                        await self._handle(item)
+                        await self._handle(item, consume)
                 except Exception as error:
-                    self.system.busy -= 1
                     _settle(ack, error)
                     logger.exception("actor %r failed to handle %s", self.actor_id, item)
                     await self.system._restart(self, error, self._take_queue())
                     return
-                self.system.busy -= 1
                 _settle(ack, refusal)
-        self._fail_queue()
+        if self.done.done():
+            self._fail(self._take_queue())
+            await self._bury_mail()
 
     def _take_queue(self) -> list[tuple[Item, asyncio.Future[None] | None]]:
-        taken = list(self._queue)
+        taken = [(i, ack) for i, ack, _ in self._queue if not isinstance(i, _Drop | _Dead)]
         self._queue.clear()
         self.system.busy -= len(taken)
         return taken
 
-    def _refusal(self, item: Item) -> ActorError | None:
+    def _fail(self, items: list[tuple[Item, asyncio.Future[None] | None]]) -> None:
+        """Refuse ``items``: the actor has ended."""
+        for _, ack in items:
+            _settle(ack, ActorNotRunningError(self.actor_id, self.status.value))
+
+    def _refusal(self, item: Item | _Drop | _Dead) -> ActorError | None:
         """Return why ``item`` is refused before it changes anything, if it is."""
         engine = self.engine
-        if isinstance(item, AttemptFailed | Terminated):
+        if isinstance(item, AttemptFailed | Terminated | _Drop | _Dead):
             return None
         if isinstance(item, SignalReceived) and not is_signal(
             getattr(type(engine.actor), item.name, None)
@@ -149,16 +205,75 @@ class Runner:
             return ActorNotRunningError(self.actor_id, self.status.value)
         return None
 
-    def _fail_queue(self) -> None:
-        self._fail(self._take_queue())
+    # The mailbox --------------------------------------------------------------------
 
-    def _fail(self, items: list[tuple[Item, asyncio.Future[None] | None]]) -> None:
-        """Refuse ``items``: the actor has ended."""
-        for _, ack in items:
-            _settle(ack, ActorNotRunningError(self.actor_id, self.status.value))
+    def _messages(self) -> list[Message]:
+        return [m for m, mail in self._mail.values() if mail.kind == "message"]
 
-    async def _handle(self, item: Item) -> None:
+    def _decoded(self, message: Message) -> object:
+        _, mail = self._mail[message.key]
+        return self.system.codec.decode(mail.body)
+
+    def _next_mail(self) -> Entry | None:
+        """The first mailbox entry the engine takes now, as an input; None if none."""
         engine = self.engine
+        now = self.system.clock.now()
+        for key, (_, mail) in list(self._mail.items()):
+            if mail.kind == "reply":
+                original = key.removeprefix("reply/")
+                event: Input = ReplyReceived(
+                    time=now,
+                    key=original,
+                    result=None if mail.failure else mail.body,
+                    failure=mail.failure,
+                )
+                return (event, None, key)
+            if mail.kind == "signal":
+                args = mail.body
+                return (SignalReceived(time=now, name=mail.name, args=args), None, key)
+            if mail.kind == "spawn":
+                return (_Drop(), None, key)  # the actor exists: a repeated spawn is a no-op
+            body = self.system.codec.decode(mail.body)
+            if engine.mailbox.wants(body):
+                event = MessageReceived(
+                    time=now, key=key, message=mail.body, reply_to=mail.reply_to
+                )
+                return (event, None, key)
+            if engine.mailbox.refuses(body):
+                reason = f"{self.type_name!r} has no handler for {type(body).__qualname__}"
+                return (_Dead(reason), None, key)
+        return None
+
+    async def _bury_mail(self) -> None:
+        """Move what the mailbox still holds to dead letters: the actor has ended."""
+        reason = f"actor {self.actor_id!r} is {self.status.value}"
+        for key in list(self._mail):
+            await self._discard(key, reason)
+
+    async def _discard(self, key: str, reason: str | None) -> None:
+        """Consume inbox entry ``key`` without an input: a dead letter, or a duplicate."""
+        message, mail = self._mail.pop(key)
+        send: list[Outgoing] = []
+        if reason is not None and mail.kind == "message":
+            encode = self.system.codec.encode
+            send.append(dead_letter(self.actor_id, key, message.data, reason, encode))
+            replied = Replied(key=key, failure=failure_reply(reason), reply_to=mail.reply_to)
+            if mail.reply_to is not None:
+                send.append(reply_to(mail.reply_to, key, replied, encode))
+            else:
+                self.system._replied(self.actor_id, replied)
+        await self._commit([], consume=key, send=send)
+
+    # Activations --------------------------------------------------------------------
+
+    async def _handle(self, item: Item | _Drop | _Dead, consume: str | None = None) -> None:
+        engine = self.engine
+        if isinstance(item, _Drop | _Dead):
+            assert consume is not None
+            await self._discard(consume, item.reason if isinstance(item, _Dead) else None)
+            return
+        if consume is not None:
+            self._mail.pop(consume, None)
         if isinstance(item, AttemptFailed):
             engine.note(item)
             await self._commit([item])
@@ -170,16 +285,21 @@ class Runner:
             self._finish()
             return
         if not engine.accepts(item):
+            if consume is not None:  # a late reply, or a message no longer wanted
+                await self._commit([], consume=consume)
             return  # a late duplicate (an outcome or a firing whose command is settled)
         commands = engine.activate(item)
-        status = status_of(engine.outcome, engine.terminated)
-        await self._commit([item, *commands], commands=commands, fired=item, status=status)
+        await self._commit(
+            [item, *commands], commands=commands, fired=item, consume=consume, status=self.status
+        )
         self._act(commands)
         outcome = engine.outcome
         if isinstance(outcome, ContinuedAsNew):
             await self._continue_as_new(outcome)
         elif outcome is not None:
             self._finish()
+        elif engine.quiescent and self.seq - self.snapshot_seq >= self.system.snapshot_every:
+            await self.system._snapshot(self)
 
     async def _commit(
         self,
@@ -187,6 +307,8 @@ class Runner:
         *,
         commands: list[Command] = (),  # type: ignore[assignment]
         fired: Item | None = None,
+        consume: str | None = None,
+        send: list[Outgoing] = (),  # type: ignore[assignment]
         status: Status | None = None,
     ) -> None:
         encode = self.system.codec.encode
@@ -194,10 +316,14 @@ class Runner:
         cancel = [timer_key(c.cmd) for c in commands if isinstance(c, TimerCancelled)]
         if isinstance(fired, TimerFired):
             cancel.append(timer_key(fired.cmd))
+        consumed = [k for k in (self.first_consume, consume) if k is not None]
+        sends = [*outgoing(self.actor_id, commands, encode), *send]
         commit = Commit(
             stream=self.actor_id,
             expected_seq=self.seq,
             events=[encode(e) for e in events],
+            consume=consumed,
+            send=sends,
             schedule=schedule,
             cancel=cancel,
             status=None if status is None else status.value,
@@ -205,12 +331,19 @@ class Runner:
         )
         self.seq = await self.system.journal.commit(commit)
         self.metadata = None
+        self.first_consume = None
+        for out in sends:
+            message = Message(stream=out.stream, key=out.key, position=0, data=out.data)
+            self.system.deliver(out.stream, [message])
+        for command in commands:
+            if isinstance(command, Replied) and command.reply_to is None:
+                self.system._replied(self.actor_id, command)
 
     def resume(self) -> None:
         """Start the host work a rebuilt engine is waiting for: activities and timers."""
         settled = {
             item.cmd
-            for item, _ in self._queue
+            for item, _, _ in self._queue
             if isinstance(item, ActivityCompleted | ActivityFailed)
         }
         for pending in self.engine.activities.values():
@@ -241,6 +374,10 @@ class Runner:
 
         self.system._spawn_work(self, cmd, fire())
 
+    def next_timer(self) -> float | None:
+        """When the earliest pending timer is due, if any."""
+        return min((h.when() for h in self.engine.timers.values()), default=None)
+
     def track(self, cmd: int, task: asyncio.Task[None]) -> None:
         """Remember the host task serving command ``cmd`` until it ends."""
         self._work[cmd] = task
@@ -257,6 +394,7 @@ class Runner:
         self._stop_work()
         if not self.done.done():
             self.done.set_result((self.status, self.engine.outcome))
+        self.system._finished(self)
 
     async def _continue_as_new(self, outcome: ContinuedAsNew) -> None:
         self._stop_work()
@@ -264,3 +402,14 @@ class Runner:
         self.engine = self.system._successor(self.engine, outcome)
         started = Started(time=self.system.clock.now(), args=outcome.args, run=self.engine.run)
         await self._handle(started)
+
+
+class _Drop:
+    """A mailbox entry consumed without effect (a repeated spawn request)."""
+
+
+class _Dead:
+    """A mailbox entry that becomes a dead letter."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason

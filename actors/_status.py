@@ -10,6 +10,9 @@ class Status(enum.Enum):
 
     RUNNING = "running"
     """Its run is in progress (possibly waiting on an activity, timer or signal)."""
+    IDLE = "idle"
+    """A message-driven actor between messages, nothing in flight: it may be passivated
+    (dropped from memory) and is reactivated by a message, signal, query or timer."""
     SUSPENDED = "suspended"
     """Its code no longer replays its history (see ``NondeterminismError``); it resumes
     when code that replays is deployed and the system reopened."""
@@ -25,4 +28,4 @@ class Status(enum.Enum):
     @property
     def ended(self) -> bool:
         """Whether the actor will never run again."""
-        return self not in (Status.RUNNING, Status.SUSPENDED)
+        return self not in (Status.RUNNING, Status.IDLE, Status.SUSPENDED)

@@ -1,11 +1,14 @@
 """``ActorSystem``: the host that owns stores, codec, clock and every live actor.
 
-Theory of operation. Entering the system opens its task group and recovers every
-actor whose stream says it is running: the history (after the newest snapshot, if
-any) is replayed through a fresh engine, then the runner starts what the engine
-still waits for. ``spawn`` commits an actor's first activation with expected seq 0,
-which is what makes it idempotent: a second spawn of the same id finds the stream.
-Leaving the system stops its actors; they resume on the next entry.
+Theory of operation. Entering the system recovers every actor whose stream says it
+has work in flight, every actor with messages waiting in its inbox, and learns when
+passivated actors' timers are due: the history (after the newest snapshot, if any)
+is replayed through a fresh engine, then the runner starts what the engine still waits
+for. ``spawn`` commits an actor's first activation with expected seq 0, which is what
+makes it idempotent: a second spawn of the same id finds the stream. A message to an
+actor that is not in memory activates it (``deliver``), creating a message-driven
+actor with its default state the first time. Leaving the system stops its actors;
+they resume on the next entry.
 """
 
 from __future__ import annotations
@@ -16,25 +19,35 @@ import logging
 import os
 from collections.abc import Coroutine, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar, get_type_hints
+from typing import Any, Self, TypedDict, TypeVar, Unpack, get_type_hints
 
 import attrs
 
-from journal import ConcurrencyError, Journal
+from journal import CodecError, ConcurrencyError, Journal, Message
 from journal.codec import Codec, PayloadCodec
 from snapshots import SnapshotStore
 
-from ._actor import Actor, is_query, is_signal
+from ._actor import Actor, handlers_of, is_query, is_signal
 from ._clock import Clock, SystemClock
-from ._events import ALL_EVENTS, FORMAT, INPUTS, ContinuedAsNew, HistoryEvent, Started
+from ._events import ALL_EVENTS, ContinuedAsNew, Mail, Replied, Started
 from ._exceptions import (
     ActorError,
     ActorNotFoundError,
     ActorTypeError,
     NondeterminismError,
 )
-from ._ref import ActorRef
-from ._replay import Engine, split_activations
+from ._keeper import Keeper
+from ._mail import DEAD_LETTERS, SPAWN_KEY, DeadLetterRecord
+from ._recovery import (
+    RunSnapshot,
+    StreamMeta,
+    engine_from,
+    quiescent_snapshot,
+    rebuild,
+    successor_snapshot,
+)
+from ._ref import ActorRef, DeadLetter
+from ._replay import Engine
 from ._runner import Runner
 from ._status import Status
 from ._tasks import TaskSet
@@ -43,26 +56,6 @@ logger = logging.getLogger("actors")
 logger.addHandler(logging.NullHandler())
 
 _A = TypeVar("_A", bound=Actor)
-
-
-@attrs.frozen(kw_only=True)
-class StreamMeta:
-    """What an actor's stream says about it besides its events."""
-
-    type: str
-    """The actor type's registered name."""
-    format: int = FORMAT
-    """The history format that wrote the stream."""
-
-
-@attrs.frozen(kw_only=True)
-class RunSnapshot:
-    """An actor's state at the start of a run (after continue-as-new)."""
-
-    run: int
-    next_cmd: int
-    time: float
-    state: bytes
 
 
 class ActorSystem:
@@ -84,6 +77,9 @@ class ActorSystem:
         converter: Any = None,
         close_stores: bool = False,
         grace: float = 2.0,
+        snapshot_every: int = 200,
+        max_active: int = 10_000,
+        idle_timeout: float = 300.0,
     ) -> None:
         """Create a system over ``journal`` and ``snapshots``.
 
@@ -98,7 +94,15 @@ class ActorSystem:
             grace: seconds that leaving the system waits for activities in flight
                 before cancelling them (their outcomes, not journaled, run again at
                 the next entry).
+            snapshot_every: snapshot a message-driven actor once this many events
+                accumulated since its last snapshot (checked between messages).
+            max_active: actors kept in memory at most; past it, the least recently
+                active idle ones are passivated (dropped, to be rebuilt on demand).
+            idle_timeout: seconds after which an idle actor is passivated.
         """
+        if snapshot_every < 1 or max_active < 1 or idle_timeout <= 0 or grace < 0:
+            msg = "snapshot_every and max_active must be >= 1, idle_timeout > 0, grace >= 0"
+            raise ValueError(msg)
         self.journal = journal
         self.snapshots = snapshots
         self.clock: Clock = clock or SystemClock()
@@ -107,6 +111,8 @@ class ActorSystem:
             self.codec.register(event_type, name=f"perdure.{event_type.__name__}")
         self.codec.register(StreamMeta, name="perdure.StreamMeta")
         self.codec.register(RunSnapshot, name="perdure.RunSnapshot")
+        self.codec.register(Mail, name="perdure.Mail")
+        self.codec.register(DeadLetterRecord, name="perdure.DeadLetter")
         self.busy = 0
         """Inputs queued or being committed plus activity attempts running; 0 = idle."""
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -119,7 +125,12 @@ class ActorSystem:
         self._drivers = TaskSet()  # one per live actor
         self._running = False
         self.grace = grace
+        self.snapshot_every = snapshot_every
         self._close_stores = close_stores
+        self._keeper = Keeper(self, max_active=max_active, idle_timeout=idle_timeout)
+        self._activating: dict[str, asyncio.Future[Runner | None]] = {}
+        self._outcomes: dict[str, asyncio.Future[tuple[Status, Any]]] = {}
+        self._asks: dict[tuple[str, str], asyncio.Future[Replied]] = {}
         for cls in actors:
             self.register(cls)
         self.clock.attach(lambda: self.busy == 0)
@@ -130,16 +141,16 @@ class ActorSystem:
         url: str | os.PathLike[str],
         *,
         actors: Iterable[type[Actor]] = (),
-        clock: Clock | None = None,
-        codec: PayloadCodec | None = None,
         synchronous: str = "FULL",
+        **options: Unpack[SystemOptions],
     ) -> _Opening:
         """Open the system on a SQLite file: a path or a ``sqlite:///path`` URL.
 
         The journal and the snapshots share the file. Use as
-        ``async with ActorSystem.open("app.db") as system: ...``.
+        ``async with ActorSystem.open("app.db") as system: ...``; ``options`` are the
+        constructor's (clock, codec, grace, snapshot_every, max_active, idle_timeout).
         """
-        return _Opening(cls, os.fspath(url), actors, clock, codec, synchronous)
+        return _Opening(cls, os.fspath(url), actors, synchronous, options)
 
     # Registry ---------------------------------------------------------------------
 
@@ -171,8 +182,14 @@ class ActorSystem:
             )
             raise ActorError(msg)
         self.codec.register(cls, name=f"actor:{name}")
-        for member in vars(cls).values():
-            if member is getattr(cls, "run", None) or is_signal(member) or is_query(member):
+        handlers = list(handlers_of(cls).values())  # also checks their signatures
+        for member in list(vars(cls).values()):
+            if (
+                member is getattr(cls, "run", None)
+                or is_signal(member)
+                or is_query(member)
+                or member in handlers
+            ):
                 self._register_hints(member)
         self._register_hints(cls.run)
         self._types[name] = cls
@@ -194,6 +211,7 @@ class ActorSystem:
         self._running = True
         try:
             await self._recover_all()
+            self._keeper.start(self._drivers)
         except BaseException:
             await self._leave()
             raise
@@ -215,6 +233,14 @@ class ActorSystem:
             await self._work.close()
             await self._drivers.close()
         self._runners.clear()
+        self._keeper.clear()
+        stopped: list[asyncio.Future[Any]] = [*self._outcomes.values(), *self._asks.values()]
+        for future in stopped:
+            if not future.done():
+                future.set_exception(ActorError("the ActorSystem stopped"))
+                future.exception()  # a waiter that is gone must not be reported as lost
+        self._outcomes.clear()
+        self._asks.clear()
         if self._close_stores:
             await self.journal.close()
             await self.snapshots.close()
@@ -233,6 +259,31 @@ class ActorSystem:
             if self._runners.get(runner.actor_id) is runner and runner.done.done():
                 del self._runners[runner.actor_id]
 
+    def _finished(self, runner: Runner) -> None:
+        """Resolve ``result()`` waiters of an actor that ended."""
+        future = self._outcomes.pop(runner.actor_id, None)
+        if future is not None and not future.done():
+            future.set_result((runner.status, runner.engine.outcome))
+
+    def _outcome(self, actor_id: str) -> asyncio.Future[tuple[Status, Any]]:
+        future = self._outcomes.get(actor_id)
+        if future is None:
+            future = self._outcomes[actor_id] = asyncio.get_running_loop().create_future()
+        return future
+
+    def _replied(self, actor_id: str, replied: Replied) -> None:
+        """Answer the caller outside the system waiting for this reply, if any."""
+        future = self._asks.pop((actor_id, replied.key), None)
+        if future is not None and not future.done():
+            future.set_result(replied)
+
+    def _ask_waiter(self, actor_id: str, key: str) -> asyncio.Future[Replied]:
+        future = self._asks.get((actor_id, key))
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._asks[(actor_id, key)] = future
+        return future
+
     # Spawning and naming ----------------------------------------------------------
 
     async def spawn(self, cls: type[_A], actor_id: str, *args: Any) -> ActorRef[_A]:
@@ -246,9 +297,7 @@ class ActorSystem:
             TypeError: ``args`` do not fit ``cls.run``.
             EncodeError: an argument cannot be stored.
         """
-        if not self._running:
-            msg = "the ActorSystem is not running: spawn inside `async with system`"
-            raise ActorError(msg)
+        self._require_running()
         self.register(cls)
         ref = ActorRef._create(self, cls, actor_id)
         existing = self._runners.get(actor_id)
@@ -257,34 +306,78 @@ class ActorSystem:
             return ref
         inspect.signature(cls.run).bind(None, None, *args)  # TypeError at the call
         encoded = self.codec.encode(list(args))
-        engine = Engine(actor_id=actor_id, actor=cls(), codec=self.codec, now=self.clock.now())
-        runner = Runner(self, actor_id, cls.__actor_name__, engine, seq=0)
-        runner.metadata = self.codec.encode(StreamMeta(type=cls.__actor_name__))
-        started = Started(time=self.clock.now(), args=encoded)
-        self._runners[actor_id] = runner
         try:
-            await runner._handle(started)
+            await self._create(cls, actor_id, encoded)
         except ConcurrencyError:
-            del self._runners[actor_id]
-            info = await self.journal.info(actor_id)
-            assert info is not None
-            self._check_type(actor_id, cls, self._meta(info.metadata).type)
-            if Status(info.status) is Status.RUNNING and actor_id not in self._runners:
-                await self._recover(actor_id, cls)
-            return ref
-        except BaseException:
-            self._runners.pop(actor_id, None)
-            raise
-        if runner.done.done():
-            del self._runners[actor_id]
-        else:
-            self._start(runner)
+            self._check_type(actor_id, cls, await self._stored_type(actor_id))
+            await self._activate(actor_id)
         return ref
 
     def get(self, cls: type[_A], actor_id: str) -> ActorRef[_A]:
-        """Name actor ``actor_id`` of type ``cls`` without any I/O."""
+        """Name actor ``actor_id`` of type ``cls`` without any I/O.
+
+        A message sent through the ref activates the actor, creating it with its
+        default state the first time if it has no ``run`` (a virtual actor).
+        """
         self.register(cls)
         return ActorRef._create(self, cls, actor_id)
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """Return the messages no actor could take, oldest first, with the reason."""
+        letters: list[DeadLetter] = []
+        for message in await self.journal.pending(DEAD_LETTERS):
+            record = self.codec.decode(message.data)
+            assert isinstance(record, DeadLetterRecord)
+            mail = self.codec.decode(record.mail)
+            assert isinstance(mail, Mail)
+            try:
+                body: object = self.codec.decode(mail.body)
+            except CodecError as error:
+                body = error
+            letters.append(
+                DeadLetter(
+                    actor_id=record.target, key=record.key, message=body, reason=record.reason
+                )
+            )
+        return letters
+
+    def _require_running(self) -> None:
+        if not self._running:
+            msg = "the ActorSystem is not running: use it inside `async with system`"
+            raise ActorError(msg)
+
+    async def _create(
+        self,
+        cls: type[Actor],
+        actor_id: str,
+        args: bytes,
+        consume: str | None = None,
+        parent: str | None = None,
+    ) -> Runner:
+        """Commit a new actor's first activation and start it.
+
+        Raises:
+            ConcurrencyError: the actor exists already.
+        """
+        engine = Engine(actor_id=actor_id, actor=cls(), codec=self.codec, now=self.clock.now())
+        runner = Runner(self, actor_id, cls.__actor_name__, engine, seq=0)
+        runner.metadata = self.codec.encode(StreamMeta(type=cls.__actor_name__, parent=parent))
+        runner.first_consume = consume
+        self._runners[actor_id] = runner
+        self.busy += 1
+        try:
+            await runner._handle(Started(time=self.clock.now(), args=args))
+        except BaseException:
+            if self._runners.get(actor_id) is runner:
+                del self._runners[actor_id]
+            raise
+        finally:
+            self.busy -= 1
+        if runner.done.done():
+            self._runners.pop(actor_id, None)
+        else:
+            self._start(runner)
+        return runner
 
     async def _stored_type(self, actor_id: str) -> str:
         """Return the registered type name stored for ``actor_id``.
@@ -308,6 +401,97 @@ class ActorSystem:
             raise ActorError(msg)
         return meta
 
+    # Delivery and activation -------------------------------------------------------
+
+    def deliver(self, actor_id: str, messages: list[Message]) -> None:
+        """Hand messages just committed to ``actor_id``'s inbox to the actor, waking it."""
+        if actor_id == DEAD_LETTERS:
+            return
+        runner = self._runners.get(actor_id)
+        if runner is not None:
+            runner.add_mail(messages)
+        elif self._running:
+            self.busy += 1
+            self._drivers.start(self._activate_in_background(actor_id))
+
+    async def _activate_in_background(self, actor_id: str) -> None:
+        try:
+            await self._activate(actor_id)
+        finally:
+            self.busy -= 1
+
+    async def _activate(self, actor_id: str) -> Runner | None:
+        """Return ``actor_id``'s live runner, loading (or creating) it if need be."""
+        runner = self._runners.get(actor_id)
+        if runner is not None:
+            return runner
+        loading = self._activating.get(actor_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        loading = self._activating[actor_id] = asyncio.get_running_loop().create_future()
+        try:
+            runner = await self._load(actor_id)
+        except Exception:
+            logger.exception("actor %r could not be activated", actor_id)
+            runner = None
+        finally:
+            del self._activating[actor_id]
+        loading.set_result(runner)
+        if runner is not None:
+            self._keeper.activated()
+        return runner
+
+    async def _load(self, actor_id: str) -> Runner | None:
+        info = await self.journal.info(actor_id)
+        pending = list(await self.journal.pending(actor_id))
+        if info is None or info.metadata is None:
+            return await self._load_new(actor_id, pending)
+        meta = self._meta(info.metadata)
+        cls = self._types.get(meta.type)
+        if cls is None:
+            self._unknown[actor_id] = meta.type
+            logger.error("actor %r has type %r, which is not registered", actor_id, meta.type)
+            return None
+        return await self._recover(actor_id, cls, mail=pending)
+
+    async def _load_new(self, actor_id: str, pending: list[Message]) -> Runner | None:
+        """Create an actor that messages (or a spawn request) wait for."""
+        if not pending:
+            return None
+        mails = {m.key: self.codec.decode(m.data) for m in pending}
+        spawn = mails.get(SPAWN_KEY)
+        first = spawn or mails[pending[0].key]
+        assert isinstance(first, Mail)
+        cls = self._types.get(first.target_type)
+        reason = None
+        if cls is None:
+            reason = f"no actor type {first.target_type!r} is registered"
+        elif spawn is None and cls.run is not Actor.run:
+            reason = f"actor {actor_id!r} was never spawned"
+        if cls is None or reason is not None:
+            await self._bury(actor_id, pending, reason or "")
+            return None
+        try:
+            runner = await self._create(
+                cls,
+                actor_id,
+                spawn.body if isinstance(spawn, Mail) else self.codec.encode([]),
+                consume=SPAWN_KEY if spawn is not None else None,
+                parent=spawn.parent if isinstance(spawn, Mail) else None,
+            )
+        except ConcurrencyError:
+            return await self._load(actor_id)
+        runner.add_mail([m for m in pending if m.key != SPAWN_KEY])
+        return runner
+
+    async def _bury(self, actor_id: str, pending: list[Message], reason: str) -> None:
+        """Dead-letter every pending message of an actor that cannot be created."""
+        engine = Engine(actor_id=actor_id, actor=Actor(), codec=self.codec)
+        runner = Runner(self, actor_id, "", engine, seq=0)
+        runner.add_mail(pending)
+        for message in pending:
+            await runner._discard(message.key, reason)
+
     # Recovery ---------------------------------------------------------------------
 
     async def _recover_all(self) -> None:
@@ -329,25 +513,39 @@ class ActorSystem:
                     continue
                 await self._recover(info.stream, cls)
             if len(page) < 500:
-                return
+                break
             after = page[-1].stream
+        for actor_id in await self.journal.pending_streams():
+            if actor_id != DEAD_LETTERS and actor_id not in self._runners:
+                await self._activate(actor_id)
+        await self._keeper.load_wakeups()
 
     async def _recover(
         self,
         actor_id: str,
         cls: type[Actor],
         queued: Sequence[tuple[Any, asyncio.Future[None] | None]] = (),
+        mail: Sequence[Message] = (),
     ) -> Runner | None:
-        """Rebuild ``actor_id`` from its journal and start it; ``queued`` inputs go first."""
+        """Rebuild ``actor_id`` from its journal and start it.
+
+        ``queued`` inputs go first; ``mail`` (its pending inbox) goes to its mailbox,
+        or to dead letters if the history says the actor has ended.
+        """
         try:
-            engine, seq = await self._rebuild(actor_id, cls)
+            engine, seq, snapshot_seq = await rebuild(
+                actor_id, cls, self.journal, self.snapshots, self.codec
+            )
         except NondeterminismError as error:
             self._suspended[actor_id] = error
             logger.error("%s", error)  # noqa: TRY400 - the message is the whole story
             return None
         runner = Runner(self, actor_id, cls.__actor_name__, engine, seq)
+        runner.snapshot_seq = snapshot_seq
+        runner.add_mail(list(mail))
         if engine.outcome is not None and not isinstance(engine.outcome, ContinuedAsNew):
-            return None  # the history ended it; only the status was not yet written
+            await runner._bury_mail()
+            return None
         if isinstance(engine.outcome, ContinuedAsNew):
             outcome = engine.outcome
             await self._save_snapshot(runner, outcome)
@@ -359,68 +557,19 @@ class ActorSystem:
         runner.resume()
         return runner
 
-    async def _rebuild(self, actor_id: str, cls: type[Actor]) -> tuple[Engine, int]:
-        engine = Engine(actor_id=actor_id, actor=cls(), codec=self.codec)
-        after = 0
-        snapshot = await self.snapshots.latest(actor_id)
-        if snapshot is not None:
-            try:
-                saved = self.codec.decode(snapshot.data)
-                assert isinstance(saved, RunSnapshot)
-                engine = self._engine_from(actor_id, saved)
-                after = snapshot.seq
-            except Exception as error:  # noqa: BLE001 - fall back to full replay
-                logger.warning(
-                    "actor %r: snapshot at seq %d no longer decodes (%s); replaying its "
-                    "whole history instead",
-                    actor_id,
-                    snapshot.seq,
-                    error,
-                )
-                engine = Engine(actor_id=actor_id, actor=cls(), codec=self.codec)
-                after = 0
-        seq = after
-        history: list[tuple[int, HistoryEvent]] = []
-        while True:
-            batch = await self.journal.read(actor_id, after_seq=seq, limit=10_000)
-            for stored in batch:
-                history.append((stored.seq, self.codec.decode(stored.data)))  # type: ignore[arg-type]
-            if not batch:
-                break
-            seq = batch[-1].seq
-        for at, event, commands in split_activations(history):
-            if isinstance(engine.outcome, ContinuedAsNew):
-                engine = self._successor(engine, engine.outcome)
-            if isinstance(event, INPUTS):
-                engine.activate(event, seq=at, recorded=commands)
-            else:
-                engine.note(event)  # type: ignore[arg-type]
-        return engine, seq
-
-    def _engine_from(self, actor_id: str, saved: RunSnapshot) -> Engine:
-        actor = self.codec.decode(saved.state)
-        assert isinstance(actor, Actor)
-        return Engine(
-            actor_id=actor_id,
-            actor=actor,
-            codec=self.codec,
-            run=saved.run,
-            next_cmd=saved.next_cmd,
-            now=saved.time,
-        )
-
     def _successor(self, engine: Engine, outcome: ContinuedAsNew) -> Engine:
-        saved = RunSnapshot(
-            run=engine.run + 1, next_cmd=engine.next_cmd, time=engine.now, state=outcome.state
-        )
-        return self._engine_from(engine.actor_id, saved)
+        return engine_from(engine.actor_id, successor_snapshot(engine, outcome), self.codec)
 
     async def _save_snapshot(self, runner: Runner, outcome: ContinuedAsNew) -> None:
-        engine = runner.engine
-        saved = RunSnapshot(
-            run=engine.run + 1, next_cmd=engine.next_cmd, time=engine.now, state=outcome.state
-        )
+        saved = successor_snapshot(runner.engine, outcome)
         await self.snapshots.save(runner.actor_id, runner.seq, self.codec.encode(saved))
+        runner.snapshot_seq = runner.seq
+
+    async def _snapshot(self, runner: Runner) -> None:
+        """Snapshot a quiescent actor at its current seq."""
+        saved = quiescent_snapshot(runner.engine, self.codec)
+        await self.snapshots.save(runner.actor_id, runner.seq, self.codec.encode(saved))
+        runner.snapshot_seq = runner.seq
 
     async def _restart(
         self,
@@ -432,7 +581,7 @@ class ActorSystem:
 
         Its in-memory state may be ahead of the journal, so it is rebuilt from the
         journal: work whose outcome was not committed runs again; inputs still queued
-        move to the rebuilt runner.
+        move to the rebuilt runner, and so does its mailbox.
         """
         cls = self._types[runner.type_name]
         if self._runners.get(runner.actor_id) is runner:
@@ -440,41 +589,43 @@ class ActorSystem:
         runner._stop_work()
         logger.warning("restarting actor %r from its journal after %r", runner.actor_id, error)
         await asyncio.sleep(0.1)  # a failing disk should not spin the loop
-        replacement = await self._recover(runner.actor_id, cls, queued)
+        pending = await self.journal.pending(runner.actor_id)
+        replacement = await self._recover(runner.actor_id, cls, queued, mail=pending)
         if replacement is None:
             runner._fail(queued)
-            return
-        replacement.done.add_done_callback(lambda f: _chain(f, runner.done))
-
-    async def _runner_for(self, actor_id: str) -> Runner | None:
-        return self._runners.get(actor_id)
 
 
-def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
-    if not target.done():
-        target.set_result(source.result())
+class SystemOptions(TypedDict, total=False):
+    """The constructor's options that ``ActorSystem.open`` passes on."""
+
+    clock: Clock
+    codec: PayloadCodec
+    converter: Any
+    grace: float
+    snapshot_every: int
+    max_active: int
+    idle_timeout: float
 
 
 class _Opening:
     """``ActorSystem.open(...)``: an async context manager over the SQLite default."""
 
-    def __init__(  # noqa: PLR0917 - private: built by ActorSystem.open only
+    def __init__(
         self,
         cls: type[ActorSystem],
         url: str,
         actors: Iterable[type[Actor]],
-        clock: Clock | None,
-        codec: PayloadCodec | None,
         synchronous: str,
+        options: SystemOptions,
     ) -> None:
-        self._args = (cls, url, actors, clock, codec, synchronous)
+        self._args = (cls, url, actors, synchronous, options)
         self._system: ActorSystem | None = None
 
     async def __aenter__(self) -> ActorSystem:
         from journal.sqlite import SQLiteJournal  # noqa: PLC0415 - only the default needs it
         from snapshots.sqlite import SQLiteSnapshotStore  # noqa: PLC0415
 
-        cls, url, actors, clock, codec, synchronous = self._args
+        cls, url, actors, synchronous, options = self._args
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
         if "://" in path:
             msg = f"unsupported store URL {url!r}: give a file path or sqlite:///path"
@@ -486,12 +637,7 @@ class _Opening:
             await journal.close()
             raise
         self._system = cls(
-            journal=journal,
-            snapshots=snaps,
-            actors=actors,
-            clock=clock,
-            codec=codec,
-            close_stores=True,
+            journal=journal, snapshots=snaps, actors=actors, close_stores=True, **options
         )
         return await self._system.__aenter__()
 

@@ -191,6 +191,17 @@ class Journal(Protocol):
         """Return the pending (not consumed) messages of ``stream``, oldest first."""
         ...
 
+    async def pending_streams(
+        self, after: str | None = None, limit: int | None = None
+    ) -> Sequence[str]:
+        """List the streams that have pending messages, ordered by name.
+
+        Args:
+            after: only streams whose name sorts after this one (for paging).
+            limit: at most this many.
+        """
+        ...
+
     async def wakeups(self, stream: str) -> Sequence[Wakeup]:
         """Return the wakeups of ``stream``, earliest first."""
         ...

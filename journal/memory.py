@@ -139,6 +139,18 @@ class MemoryJournal:
         messages = list(existing.pending.values())  # dicts keep insertion (= position) order
         return messages if limit is None else messages[:limit]
 
+    async def pending_streams(
+        self, after: str | None = None, limit: int | None = None
+    ) -> Sequence[str]:
+        """List streams with pending messages; see :meth:`journal.Journal.pending_streams`."""
+        self._check_open()
+        names = sorted(
+            name
+            for name, stream in self._streams.items()
+            if stream.pending and (after is None or name > after)
+        )
+        return names if limit is None else names[:limit]
+
     async def wakeups(self, stream: str) -> Sequence[Wakeup]:
         """Return a stream's wakeups; see :meth:`journal.Journal.wakeups`."""
         self._check_open()

@@ -167,6 +167,18 @@ class SQLiteJournal:
         )
         return [Message(stream=stream, key=k, position=p, data=d) for k, p, d in rows]
 
+    async def pending_streams(
+        self, after: str | None = None, limit: int | None = None
+    ) -> Sequence[str]:
+        """List streams with pending messages; see :meth:`journal.Journal.pending_streams`."""
+        rows = await self._fetch(
+            "SELECT name FROM streams WHERE id IN "
+            "(SELECT DISTINCT stream_id FROM inbox WHERE consumed = 0) AND name > ? "
+            "ORDER BY name LIMIT ?",
+            ("" if after is None else after, _NO_LIMIT if limit is None else limit),
+        )
+        return [name for (name,) in rows]
+
     async def wakeups(self, stream: str) -> Sequence[Wakeup]:
         """Return a stream's wakeups; see :meth:`journal.Journal.wakeups`."""
         rows = await self._fetch(

@@ -133,6 +133,16 @@ async def test_pending_lists_in_acceptance_order_with_limit(journal: Journal) ->
     assert [m.key for m in await journal.pending("s", limit=2)] == ["k4", "k3"]
 
 
+async def test_pending_streams_lists_streams_with_pending_messages(journal: Journal) -> None:
+    for name in ("c", "a", "b"):
+        await journal.enqueue(name, "k", b"x")
+    await journal.commit(Commit(stream="b", expected_seq=0, consume=["k"]))
+    await journal.append("d", 0, [b"no mail"])
+    assert await journal.pending_streams() == ["a", "c"]
+    assert await journal.pending_streams(after="a") == ["c"]
+    assert await journal.pending_streams(limit=1) == ["a"]
+
+
 async def test_consuming_a_message_that_is_not_pending_writes_nothing(journal: Journal) -> None:
     await journal.enqueue("s", "m1", b"x")
     for consume in (["nope"], ["m1", "m1"], ["m1", "nope"]):
