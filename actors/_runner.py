@@ -113,6 +113,8 @@ class Runner:
         self._work: dict[int, asyncio.Task[None]] = {}  # timer and activity tasks by cmd
         self.metadata: bytes | None = None  # written with the first commit only
         self.first_consume: str | None = None  # the spawn message the first commit takes
+        self.gated = True
+        """Closed to direct delivery until the system opens it (see ``ActorSystem._start``)."""
 
     @property
     def status(self) -> Status:

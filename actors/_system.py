@@ -129,6 +129,7 @@ class ActorSystem:
         self._close_stores = close_stores
         self._keeper = Keeper(self, max_active=max_active, idle_timeout=idle_timeout)
         self._activating: dict[str, asyncio.Future[Runner | None]] = {}
+        self._early_mail: dict[str, list[Message]] = {}
         self._outcomes: dict[str, asyncio.Future[tuple[Status, Any]]] = {}
         self._asks: dict[tuple[str, str], asyncio.Future[Replied]] = {}
         for cls in actors:
@@ -249,7 +250,14 @@ class ActorSystem:
         runner.track(cmd, self._work.start(work))
 
     def _start(self, runner: Runner) -> None:
+        """Drive ``runner`` and open its mailbox to direct delivery.
+
+        Whatever was delivered while it was being built goes in after the inbox it was
+        built with, so the mailbox keeps commit order.
+        """
         self._runners[runner.actor_id] = runner
+        runner.add_mail(self._early_mail.pop(runner.actor_id, []))
+        runner.gated = False
         self._drivers.start(self._drive(runner))
 
     async def _drive(self, runner: Runner) -> None:
@@ -351,10 +359,12 @@ class ActorSystem:
         cls: type[Actor],
         actor_id: str,
         args: bytes,
+        *,
         consume: str | None = None,
         parent: str | None = None,
+        mail: Sequence[Message] = (),
     ) -> Runner:
-        """Commit a new actor's first activation and start it.
+        """Commit a new actor's first activation and start it; ``mail`` waits for it.
 
         Raises:
             ConcurrencyError: the actor exists already.
@@ -363,6 +373,7 @@ class ActorSystem:
         runner = Runner(self, actor_id, cls.__actor_name__, engine, seq=0)
         runner.metadata = self.codec.encode(StreamMeta(type=cls.__actor_name__, parent=parent))
         runner.first_consume = consume
+        runner.add_mail(list(mail))
         self._runners[actor_id] = runner
         self.busy += 1
         try:
@@ -375,6 +386,7 @@ class ActorSystem:
             self.busy -= 1
         if runner.done.done():
             self._runners.pop(actor_id, None)
+            self._early_mail.pop(actor_id, None)
         else:
             self._start(runner)
         return runner
@@ -408,9 +420,12 @@ class ActorSystem:
         if actor_id == DEAD_LETTERS:
             return
         runner = self._runners.get(actor_id)
-        if runner is not None:
+        if runner is not None and not runner.gated:
             runner.add_mail(messages)
-        elif self._running:
+            return
+        # Not live yet: keep the messages, in commit order, for when its mailbox opens.
+        self._early_mail.setdefault(actor_id, []).extend(messages)
+        if runner is None and actor_id not in self._activating and self._running:
             self.busy += 1
             self._drivers.start(self._activate_in_background(actor_id))
 
@@ -436,6 +451,8 @@ class ActorSystem:
             runner = None
         finally:
             del self._activating[actor_id]
+        if runner is None:
+            self._early_mail.pop(actor_id, None)  # it stays in the inbox, nothing is lost
         loading.set_result(runner)
         if runner is not None:
             self._keeper.activated()
@@ -478,10 +495,10 @@ class ActorSystem:
                 spawn.body if isinstance(spawn, Mail) else self.codec.encode([]),
                 consume=SPAWN_KEY if spawn is not None else None,
                 parent=spawn.parent if isinstance(spawn, Mail) else None,
+                mail=[m for m in pending if m.key != SPAWN_KEY],
             )
         except ConcurrencyError:
             return await self._load(actor_id)
-        runner.add_mail([m for m in pending if m.key != SPAWN_KEY])
         return runner
 
     async def _bury(self, actor_id: str, pending: list[Message], reason: str) -> None:

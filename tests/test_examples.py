@@ -34,3 +34,13 @@ def test_the_quickstart_example_completes_and_is_not_redone(tmp_path: Path) -> N
     again = run([str(ROOT / "examples" / "quickstart.py")], tmp_path)
     assert "steps done: 1" in again  # the finished order was found, not rerun
     assert "result: shipped" in again
+
+
+def test_the_bank_example_transfers_and_does_not_redo_messages_it_took(tmp_path: Path) -> None:
+    first = run([str(ROOT / "examples" / "bank.py")], tmp_path)
+    assert "bob after transfer: 4" in first
+    assert "refused: insufficient funds" in first
+    assert "alice: 6" in first
+    again = run([str(ROOT / "examples" / "bank.py")], tmp_path)
+    assert "alice: 6" in again  # deposit-1 and transfer-1 were taken once, ever
+    assert "bob: 4" in again
