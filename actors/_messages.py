@@ -40,6 +40,16 @@ class Mailbox:
         self._asks: dict[str, tuple[str, asyncio.Future[Any]]] = {}
         self.handling = False
         """Whether a handler is running (the next message waits)."""
+        self._last: tuple[bytes, object] | None = None
+
+    def decode(self, data: bytes) -> object:
+        """Decode a message body; the same bytes object decodes once (runner, then engine)."""
+        last = self._last
+        if last is not None and last[0] is data:
+            return last[1]
+        message = self._engine.codec.decode(data)
+        self._last = (data, message)
+        return message
 
     def handler_for(self, message: object) -> Callable[..., Any] | None:
         """The handler of ``message``'s type (or a base type), or None."""
@@ -65,7 +75,7 @@ class Mailbox:
 
     def deliver(self, event: MessageReceived) -> None:
         """Apply a received message: wake a ``receive``, or start its handler."""
-        message = self._engine.codec.decode(event.message)
+        message = self.decode(event.message)
         for entry in self._receives:
             types, future = entry
             if not future.done() and isinstance(message, types):

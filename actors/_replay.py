@@ -155,7 +155,7 @@ class Engine:
         elif isinstance(event, ReplyReceived):
             accepted = event.key in self.mailbox.pending_asks()
         elif isinstance(event, MessageReceived):
-            accepted = self.started and self.mailbox.wants(self.codec.decode(event.message))
+            accepted = self.started and self.mailbox.wants(self.mailbox.decode(event.message))
         else:
             accepted = self.started
         return accepted

@@ -214,7 +214,7 @@ class Runner:
 
     def _decoded(self, message: Message) -> object:
         _, mail = self._mail[message.key]
-        return self.system.codec.decode(mail.body)
+        return self.engine.mailbox.decode(mail.body)
 
     def _next_mail(self) -> Entry | None:
         """The first mailbox entry the engine takes now, as an input; None if none."""
@@ -235,7 +235,7 @@ class Runner:
                 return (SignalReceived(time=now, name=mail.name, args=args), None, key)
             if mail.kind == "spawn":
                 return (_Drop(), None, key)  # the actor exists: a repeated spawn is a no-op
-            body = self.system.codec.decode(mail.body)
+            body = engine.mailbox.decode(mail.body)
             if engine.mailbox.wants(body):
                 event = MessageReceived(
                     time=now, key=key, message=mail.body, reply_to=mail.reply_to
