@@ -26,8 +26,12 @@ if TYPE_CHECKING:
 
 
 def sent_key(actor_id: str, cmd: int) -> str:
-    """The inbox key of the message that command ``cmd`` of ``actor_id`` sent."""
-    return f"{actor_id}/{cmd}"
+    """The inbox key of the message that command ``cmd`` of ``actor_id`` sent.
+
+    Keys of actors' sends start with ``act:``, callers' with ``ext:`` (see
+    ``ActorRef``): the two can never collide in one inbox.
+    """
+    return f"act:{actor_id}/{cmd}"
 
 
 class Mailbox:

@@ -49,6 +49,17 @@ class RunSnapshot:
     started: bool = False
     """True for a message-driven actor between messages; False at the start of a run
     (after continue-as-new), where the history goes on with the run's ``Started``."""
+    shape: str = ""
+    """The state class's fields when it was taken (see ``shape_of``)."""
+
+
+def shape_of(cls: type) -> str:
+    """Name ``cls``'s state fields and their annotations.
+
+    A snapshot whose shape differs from today's class is not used: a renamed field
+    would otherwise decode into its default without a word.
+    """
+    return ";".join(f"{f.name}:{f.type}" for f in attrs.fields(cls))
 
 
 def engine_from(actor_id: str, saved: RunSnapshot, codec: Codec) -> Engine:
@@ -69,7 +80,11 @@ def engine_from(actor_id: str, saved: RunSnapshot, codec: Codec) -> Engine:
 def successor_snapshot(engine: Engine, outcome: ContinuedAsNew) -> RunSnapshot:
     """The snapshot the next run starts from after ``outcome``."""
     return RunSnapshot(
-        run=engine.run + 1, next_cmd=engine.next_cmd, time=engine.now, state=outcome.state
+        run=engine.run + 1,
+        next_cmd=engine.next_cmd,
+        time=engine.now,
+        state=outcome.state,
+        shape=shape_of(type(engine.actor)),
     )
 
 
@@ -82,6 +97,7 @@ def quiescent_snapshot(engine: Engine, codec: Codec) -> RunSnapshot:
         time=engine.now,
         state=codec.encode(engine.actor),
         started=True,
+        shape=shape_of(type(engine.actor)),
     )
 
 
@@ -103,6 +119,9 @@ async def rebuild(
         try:
             saved = codec.decode(snapshot.data)
             assert isinstance(saved, RunSnapshot)
+            if saved.shape != shape_of(cls):
+                msg = f"its fields were {saved.shape!r}, today's are {shape_of(cls)!r}"
+                raise TypeError(msg)  # noqa: TRY301 - handled right below, like a decode error
             engine = engine_from(actor_id, saved, codec)
             if not isinstance(engine.actor, cls):
                 msg = f"it holds a {type(engine.actor).__qualname__}, not a {cls.__qualname__}"

@@ -32,6 +32,7 @@ from ._exceptions import (
     ActorNotRunningError,
     ActorTerminated,
 )
+from ._mail import DEAD_LETTERS, DeadLetterRecord, failure_reply
 from ._recovery import rebuild
 from ._status import Status
 
@@ -233,7 +234,7 @@ class ActorRef(Generic[_A]):
             EncodeError: the message cannot be stored.
             ActorTypeError: the actor in memory is of another type.
         """
-        await self._send(message, id or f"tell-{uuid.uuid4().hex}")
+        await self._send(message, _key(id))
 
     async def ask(
         self,
@@ -256,7 +257,7 @@ class ActorRef(Generic[_A]):
             TimeoutError: ``timeout`` passed first.
         """
         system = self._system
-        key = id or f"ask-{uuid.uuid4().hex}"
+        key = _key(id)
         accepted = await self._send(message, key)
         # Registered before any await after the send: the reply needs an activation,
         # which cannot happen before this task yields.
@@ -284,6 +285,11 @@ class ActorRef(Generic[_A]):
         runner = system._runners.get(self.actor_id)
         if runner is not None:
             system._check_type(self.actor_id, self.actor_type, runner.type_name)
+        else:
+            info = await system.journal.info(self.actor_id)
+            if info is not None and info.metadata is not None:
+                stored = system._meta(info.metadata).type
+                system._check_type(self.actor_id, self.actor_type, stored)
         mail = Mail(
             kind="message",
             target_type=self.actor_type.__actor_name__,
@@ -298,11 +304,22 @@ class ActorRef(Generic[_A]):
         return accepted
 
     async def _find_reply(self, key: str) -> Replied | None:
-        """The journaled reply to message ``key``, for an ask retried after a crash."""
+        """The outcome of message ``key``, for an ask retried after a crash.
+
+        The journaled reply if a handler took it; a failure if it became a dead letter;
+        None while it still waits in the inbox.
+        """
+        codec = self._system.codec
         for event in await self._system.journal.read(self.actor_id):
-            decoded = self._system.codec.decode(event.data)
+            decoded = codec.decode(event.data)
             if isinstance(decoded, Replied) and decoded.key == key:
                 return decoded
+        dead_key = f"{self.actor_id}/{key}"
+        for message in await self._system.journal.pending(DEAD_LETTERS):
+            if message.key == dead_key:
+                record = codec.decode(message.data)
+                assert isinstance(record, DeadLetterRecord)
+                return Replied(key=key, failure=failure_reply(record.reason))
         return None
 
     async def cancel(self) -> None:
@@ -330,6 +347,11 @@ class ActorRef(Generic[_A]):
         await ack
 
 
+def _key(caller_id: str | None) -> str:
+    """The inbox key of a caller's message: ``ext:`` + its id (or a fresh one)."""
+    return f"ext:{caller_id or uuid.uuid4().hex}"
+
+
 @attrs.frozen(kw_only=True)
 class DeadLetter:
     """A message no actor could take, as ``ActorSystem.dead_letters()`` lists it."""
@@ -337,7 +359,7 @@ class DeadLetter:
     actor_id: str
     """The actor it was sent to."""
     key: str
-    """The message's id."""
+    """The message's id: the caller's ``id=`` for a message sent from outside."""
     message: object
     """The message (or the error that kept it from being decoded)."""
     reason: str

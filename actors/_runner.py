@@ -110,6 +110,7 @@ class Runner:
         self._mail: dict[str, tuple[Message, Mail]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self._handling = False  # an input is between the queue and its commit
         self._work: dict[int, asyncio.Task[None]] = {}  # timer and activity tasks by cmd
         self.metadata: bytes | None = None  # written with the first commit only
         self.first_consume: str | None = None  # the spawn message the first commit takes
@@ -126,6 +127,7 @@ class Runner:
         """Whether dropping this runner loses nothing: all it waits for is durable."""
         return (
             not self._queue
+            and not self._handling
             and not self.engine.activities
             and not self._stopping
             and not self.done.done()
@@ -134,6 +136,9 @@ class Runner:
 
     def submit(self, item: Item, ack: asyncio.Future[None] | None = None) -> None:
         """Queue an input (or note) for the actor; ``ack`` resolves once it is committed."""
+        if self._stopping:  # passivated: what it waited for wakes a new runner instead
+            _settle(ack, ActorNotRunningError(self.actor_id, "passivated"))
+            return
         self._queue.append((item, ack, None))
         self.system.busy += 1
         self._wake.set()
@@ -169,6 +174,8 @@ class Runner:
                 else:
                     break
                 self.last_active = time.monotonic()
+                self._handling = True  # passivation and the virtual clock wait for it
+                self.system.busy += 1
                 try:
                     refusal = self._refusal(item)
                     if refusal is None:
@@ -178,6 +185,9 @@ class Runner:
                     logger.exception("actor %r failed to handle %s", self.actor_id, item)
                     await self.system._restart(self, error, self._take_queue())
                     return
+                finally:
+                    self._handling = False
+                    self.system.busy -= 1
                 _settle(ack, refusal)
         if self.done.done():
             self._fail(self._take_queue())
@@ -218,33 +228,37 @@ class Runner:
 
     def _next_mail(self) -> Entry | None:
         """The first mailbox entry the engine takes now, as an input; None if none."""
-        engine = self.engine
         now = self.system.clock.now()
         for key, (_, mail) in list(self._mail.items()):
-            if mail.kind == "reply":
-                original = key.removeprefix("reply/")
-                event: Input = ReplyReceived(
-                    time=now,
-                    key=original,
-                    result=None if mail.failure else mail.body,
-                    failure=mail.failure,
-                )
-                return (event, None, key)
-            if mail.kind == "signal":
-                args = mail.body
-                return (SignalReceived(time=now, name=mail.name, args=args), None, key)
-            if mail.kind == "spawn":
-                return (_Drop(), None, key)  # the actor exists: a repeated spawn is a no-op
-            body = engine.mailbox.decode(mail.body)
-            if engine.mailbox.wants(body):
-                event = MessageReceived(
-                    time=now, key=key, message=mail.body, reply_to=mail.reply_to
-                )
-                return (event, None, key)
-            if engine.mailbox.refuses(body):
-                reason = f"{self.type_name!r} has no handler for {type(body).__qualname__}"
-                return (_Dead(reason), None, key)
+            item = self._input_for(key, mail, now)
+            if item is not None:
+                return (item, None, key)
         return None
+
+    def _input_for(  # noqa: PLR0911 - one answer per kind of inbox entry
+        self, key: str, mail: Mail, now: float
+    ) -> Input | _Drop | _Dead | None:
+        """What inbox entry ``key`` means now: an input, a drop, a death, or a wait."""
+        if mail.kind == "reply":
+            result = None if mail.failure else mail.body
+            original = key.removeprefix("reply/")
+            return ReplyReceived(time=now, key=original, result=result, failure=mail.failure)
+        if mail.kind == "signal":
+            return SignalReceived(time=now, name=mail.name, args=mail.body)
+        if mail.kind == "spawn":
+            return _Drop()  # the actor exists: a repeated spawn is a no-op
+        if mail.target_type and mail.target_type != self.type_name:
+            return _Dead(
+                f"sent to a {mail.target_type!r} but actor {self.actor_id!r} is a "
+                f"{self.type_name!r}"
+            )
+        mailbox = self.engine.mailbox
+        body = mailbox.decode(mail.body)
+        if mailbox.wants(body):
+            return MessageReceived(time=now, key=key, message=mail.body, reply_to=mail.reply_to)
+        if mailbox.refuses(body):
+            return _Dead(f"{self.type_name!r} has no handler for {type(body).__qualname__}")
+        return None  # it waits for a receive of its type (selective receive)
 
     async def _bury_mail(self) -> None:
         """Move what the mailbox still holds to dead letters: the actor has ended."""
@@ -256,7 +270,7 @@ class Runner:
         """Consume inbox entry ``key`` without an input: a dead letter, or a duplicate."""
         message, mail = self._mail.pop(key)
         send: list[Outgoing] = []
-        if reason is not None and mail.kind == "message":
+        if reason is not None:
             encode = self.system.codec.encode
             send.append(dead_letter(self.actor_id, key, message.data, reason, encode))
             replied = Replied(key=key, failure=failure_reply(reason), reply_to=mail.reply_to)
@@ -370,6 +384,9 @@ class Runner:
         self.system._spawn_work(self, pending.cmd, execute(self, pending))
 
     def _arm(self, cmd: int, fire_at: float) -> None:
+        if self._stopping:
+            return
+
         async def fire() -> None:
             await self.system.clock.sleep_until(fire_at)
             self.submit(TimerFired(time=self.system.clock.now(), cmd=cmd))

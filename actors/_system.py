@@ -259,6 +259,7 @@ class ActorSystem:
         runner.add_mail(self._early_mail.pop(runner.actor_id, []))
         runner.gated = False
         self._drivers.start(self._drive(runner))
+        self._keeper.activated()
 
     async def _drive(self, runner: Runner) -> None:
         try:
@@ -344,7 +345,10 @@ class ActorSystem:
                 body = error
             letters.append(
                 DeadLetter(
-                    actor_id=record.target, key=record.key, message=body, reason=record.reason
+                    actor_id=record.target,
+                    key=record.key.removeprefix("ext:"),
+                    message=body,
+                    reason=record.reason,
                 )
             )
         return letters
@@ -454,8 +458,6 @@ class ActorSystem:
         if runner is None:
             self._early_mail.pop(actor_id, None)  # it stays in the inbox, nothing is lost
         loading.set_result(runner)
-        if runner is not None:
-            self._keeper.activated()
         return runner
 
     async def _load(self, actor_id: str) -> Runner | None:
@@ -528,7 +530,7 @@ class ActorSystem:
                         type_name,
                     )
                     continue
-                await self._recover(info.stream, cls)
+                await self._recover(info.stream, cls, mail=await self.journal.pending(info.stream))
             if len(page) < 500:
                 break
             after = page[-1].stream
