@@ -131,7 +131,7 @@ class Runner:
             and not self.engine.activities
             and not self._stopping
             and not self.done.done()
-            and not any(self.engine.mailbox.wants(self._decoded(m)) for m in self._messages())
+            and self._next_mail() is None  # no reply, signal or wanted message waiting
         )
 
     def submit(self, item: Item, ack: asyncio.Future[None] | None = None) -> None:
@@ -218,13 +218,6 @@ class Runner:
         return None
 
     # The mailbox --------------------------------------------------------------------
-
-    def _messages(self) -> list[Message]:
-        return [m for m, mail in self._mail.values() if mail.kind == "message"]
-
-    def _decoded(self, message: Message) -> object:
-        _, mail = self._mail[message.key]
-        return self.engine.mailbox.decode(mail.body)
 
     def _next_mail(self) -> Entry | None:
         """The first mailbox entry the engine takes now, as an input; None if none."""

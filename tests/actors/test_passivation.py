@@ -22,8 +22,9 @@ import attrs
 import pytest
 
 from actors import Actor, ActorSystem, Context, Status, handler, query
+from actors._events import Mail
 from actors.testing import VirtualClock
-from journal import Commit, Event
+from journal import Commit, Event, Message
 from journal.memory import MemoryJournal
 from snapshots.memory import MemorySnapshotStore
 
@@ -435,3 +436,23 @@ async def test_a_snapshot_of_a_class_whose_field_was_renamed_is_not_used(
         # A full replay gives 30; the old snapshot {"balance": 30} must not be taken
         # for AcctRenamed(funds=0) with only the tail replayed onto it.
         assert await system.get(AcctRenamed, "a").query(AcctRenamed.get_funds) == 30
+
+
+async def test_an_actor_holding_mail_it_would_take_now_is_not_passivated(stores: Stores) -> None:
+    # White-box: a reply already in the in-memory mailbox but not yet taken (the runner
+    # has not run since) must keep the actor in memory: nothing else would wake it.
+    async with stores.system() as system:
+        assert await system.get(Ledger, "l").ask(Add(n=1)) == 1
+        runner = system._runners["l"]
+
+        def droppable() -> bool:
+            return runner.passivatable
+
+        assert droppable()
+        reply = Mail(kind="reply", target_type="", body=system.codec.encode(5))
+        data = system.codec.encode(reply)
+        runner.add_mail([Message(stream="l", key="reply/act:l/9", position=0, data=data)])
+        assert not droppable()
+        assert not await system._keeper.passivate(runner)
+        assert system._runners["l"] is runner
+        runner._mail.clear()  # never committed to the inbox: take it back before it runs
