@@ -1,0 +1,345 @@
+"""The live actors of a system: creating, activating, recovering, restarting them.
+
+Theory of operation. An actor is *live* when a ``Runner`` drives it. It becomes live
+by being spawned (its first activation is committed with expected seq 0), by being
+recovered at the system's start (its stream says it has work in flight, or its inbox
+holds messages), or by being activated on demand: a message, signal, query or due
+timer for an actor that is not in memory rebuilds it from its newest snapshot and its
+journal, and a message-driven actor that never existed is created with its default
+state. While an actor is being built, messages delivered to it wait behind the inbox
+it is built from, so its mailbox keeps commit order. A runner whose driver fails is
+rebuilt from the journal, since its memory may be ahead of what was committed.
+
+``Hosting`` holds these operations for ``ActorSystem``, which owns the state they use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from journal import ConcurrencyError, Journal, Message
+from journal.codec import Codec
+from snapshots import SnapshotStore
+
+from ._actor import Actor
+from ._clock import Clock
+from ._events import ContinuedAsNew, Mail, Started
+from ._exceptions import ActorError, ActorNotFoundError, ActorTypeError, NondeterminismError
+from ._mail import DEAD_LETTERS, SPAWN_KEY
+from ._recovery import (
+    StreamMeta,
+    engine_from,
+    quiescent_snapshot,
+    rebuild,
+    successor_snapshot,
+)
+from ._replay import Engine
+from ._runner import Runner
+from ._status import Status
+
+if TYPE_CHECKING:
+    from ._keeper import Keeper
+    from ._system import ActorSystem
+    from ._tasks import TaskSet
+
+logger = logging.getLogger("actors")
+
+
+class Hosting:
+    """Creating, activating, recovering and restarting the live actors of a system."""
+
+    journal: Journal
+    snapshots: SnapshotStore
+    codec: Codec
+    clock: Clock
+    busy: int
+    _types: dict[str, type[Actor]]
+    _runners: dict[str, Runner]
+    _suspended: dict[str, NondeterminismError]
+    _unknown: dict[str, str]
+    _activating: dict[str, asyncio.Future[Runner | None]]
+    _early_mail: dict[str, list[Message]]
+    _drivers: TaskSet
+    _keeper: Keeper
+    _running: bool
+
+    @property
+    def _system(self) -> ActorSystem:
+        return cast("ActorSystem", self)  # Hosting is only ever ActorSystem's base
+
+    def _start(self, runner: Runner) -> None:
+        """Drive ``runner`` and open its mailbox to direct delivery.
+
+        Whatever was delivered while it was being built goes in after the inbox it was
+        built with, so the mailbox keeps commit order.
+        """
+        self._runners[runner.actor_id] = runner
+        runner.add_mail(self._early_mail.pop(runner.actor_id, []))
+        runner.gated = False
+        self._drivers.start(self._drive(runner))
+        self._keeper.activated()
+
+    async def _drive(self, runner: Runner) -> None:
+        try:
+            await runner.run()
+        finally:
+            if self._runners.get(runner.actor_id) is runner and runner.done.done():
+                del self._runners[runner.actor_id]
+
+    async def _create(
+        self,
+        cls: type[Actor],
+        actor_id: str,
+        args: bytes,
+        *,
+        consume: str | None = None,
+        parent: str | None = None,
+        mail: Sequence[Message] = (),
+    ) -> Runner:
+        """Commit a new actor's first activation and start it; ``mail`` waits for it.
+
+        Raises:
+            ConcurrencyError: the actor exists already.
+        """
+        engine = Engine(actor_id=actor_id, actor=cls(), codec=self.codec, now=self.clock.now())
+        runner = Runner(self._system, actor_id, cls.__actor_name__, engine, seq=0)
+        runner.metadata = self.codec.encode(StreamMeta(type=cls.__actor_name__, parent=parent))
+        runner.first_consume = consume
+        runner.add_mail(list(mail))
+        self._runners[actor_id] = runner
+        self.busy += 1
+        try:
+            await runner._handle(Started(time=self.clock.now(), args=args))
+        except BaseException:
+            if self._runners.get(actor_id) is runner:
+                del self._runners[actor_id]
+            raise
+        finally:
+            self.busy -= 1
+        if runner.done.done():
+            self._runners.pop(actor_id, None)
+            self._early_mail.pop(actor_id, None)
+        else:
+            self._start(runner)
+        return runner
+
+    async def _stored_type(self, actor_id: str) -> str:
+        """Return the registered type name stored for ``actor_id``.
+
+        Raises:
+            ActorNotFoundError: no actor has this id.
+        """
+        info = await self.journal.info(actor_id)
+        if info is None or info.metadata is None:
+            raise ActorNotFoundError(actor_id)
+        return self._meta(info.metadata).type
+
+    def _check_type(self, actor_id: str, cls: type[Actor], stored: str) -> None:
+        if stored != cls.__actor_name__:
+            raise ActorTypeError(actor_id, cls.__actor_name__, stored)
+
+    def _meta(self, metadata: bytes | None) -> StreamMeta:
+        meta = None if metadata is None else self.codec.decode(metadata)
+        if not isinstance(meta, StreamMeta):
+            msg = "stream metadata is not an actor's: was the stream written by perdure?"
+            raise ActorError(msg)
+        return meta
+
+    # Delivery and activation -------------------------------------------------------
+
+    def deliver(self, actor_id: str, messages: list[Message]) -> None:
+        """Hand messages just committed to ``actor_id``'s inbox to the actor, waking it."""
+        if actor_id == DEAD_LETTERS:
+            return
+        runner = self._runners.get(actor_id)
+        if runner is not None and not runner.gated:
+            runner.add_mail(messages)
+            return
+        # Not live yet: keep the messages, in commit order, for when its mailbox opens.
+        self._early_mail.setdefault(actor_id, []).extend(messages)
+        if runner is None and actor_id not in self._activating and self._running:
+            self.busy += 1
+            self._drivers.start(self._activate_in_background(actor_id))
+
+    async def _activate_in_background(self, actor_id: str) -> None:
+        try:
+            await self._activate(actor_id)
+        finally:
+            self.busy -= 1
+
+    async def _activate(self, actor_id: str) -> Runner | None:
+        """Return ``actor_id``'s live runner, loading (or creating) it if need be."""
+        runner = self._runners.get(actor_id)
+        if runner is not None:
+            return runner
+        loading = self._activating.get(actor_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        loading = self._activating[actor_id] = asyncio.get_running_loop().create_future()
+        try:
+            runner = await self._load(actor_id)
+        except Exception:
+            logger.exception("actor %r could not be activated", actor_id)
+            runner = None
+        finally:
+            del self._activating[actor_id]
+        if runner is None:
+            self._early_mail.pop(actor_id, None)  # it stays in the inbox, nothing is lost
+        loading.set_result(runner)
+        return runner
+
+    async def _load(self, actor_id: str) -> Runner | None:
+        info = await self.journal.info(actor_id)
+        pending = list(await self.journal.pending(actor_id))
+        if info is None or info.metadata is None:
+            return await self._load_new(actor_id, pending)
+        meta = self._meta(info.metadata)
+        cls = self._types.get(meta.type)
+        if cls is None:
+            self._unknown[actor_id] = meta.type
+            logger.error("actor %r has type %r, which is not registered", actor_id, meta.type)
+            return None
+        return await self._recover(actor_id, cls, mail=pending)
+
+    async def _load_new(self, actor_id: str, pending: list[Message]) -> Runner | None:
+        """Create an actor that messages (or a spawn request) wait for."""
+        if not pending:
+            return None
+        mails = {m.key: self.codec.decode(m.data) for m in pending}
+        spawn = mails.get(SPAWN_KEY)
+        first = spawn or mails[pending[0].key]
+        assert isinstance(first, Mail)
+        cls = self._types.get(first.target_type)
+        reason = None
+        if cls is None:
+            reason = f"no actor type {first.target_type!r} is registered"
+        elif spawn is None and cls.run is not Actor.run:
+            reason = f"actor {actor_id!r} was never spawned"
+        if cls is None or reason is not None:
+            await self._bury(actor_id, pending, reason or "")
+            return None
+        try:
+            runner = await self._create(
+                cls,
+                actor_id,
+                spawn.body if isinstance(spawn, Mail) else self.codec.encode([]),
+                consume=SPAWN_KEY if spawn is not None else None,
+                parent=spawn.parent if isinstance(spawn, Mail) else None,
+                mail=[m for m in pending if m.key != SPAWN_KEY],
+            )
+        except ConcurrencyError:
+            return await self._load(actor_id)
+        return runner
+
+    async def _bury(self, actor_id: str, pending: list[Message], reason: str) -> None:
+        """Dead-letter every pending message of an actor that cannot be created."""
+        engine = Engine(actor_id=actor_id, actor=Actor(), codec=self.codec)
+        runner = Runner(self._system, actor_id, "", engine, seq=0)
+        runner.add_mail(pending)
+        for message in pending:
+            await runner._discard(message.key, reason)
+
+    # Recovery ---------------------------------------------------------------------
+
+    async def _recover_all(self) -> None:
+        after: str | None = None
+        while True:
+            page = await self.journal.streams(status=Status.RUNNING.value, after=after, limit=500)
+            for info in page:
+                type_name = self._meta(info.metadata).type
+                cls = self._types.get(type_name)
+                if cls is None:
+                    self._unknown[info.stream] = type_name
+                    logger.error(
+                        "actor %r has type %r, which is not registered with this system; "
+                        "it stays as it is until the type is registered (pass it in "
+                        "actors=[...]); the other actors go on",
+                        info.stream,
+                        type_name,
+                    )
+                    continue
+                await self._recover(info.stream, cls, mail=await self.journal.pending(info.stream))
+            if len(page) < 500:
+                break
+            after = page[-1].stream
+        for actor_id in await self.journal.pending_streams():
+            if actor_id != DEAD_LETTERS and actor_id not in self._runners:
+                await self._activate(actor_id)
+        await self._keeper.load_wakeups()
+
+    async def _recover(
+        self,
+        actor_id: str,
+        cls: type[Actor],
+        queued: Sequence[tuple[Any, asyncio.Future[None] | None]] = (),
+        mail: Sequence[Message] = (),
+    ) -> Runner | None:
+        """Rebuild ``actor_id`` from its journal and start it.
+
+        ``queued`` inputs go first; ``mail`` (its pending inbox) goes to its mailbox,
+        or to dead letters if the history says the actor has ended.
+        """
+        try:
+            engine, seq, snapshot_seq = await rebuild(
+                actor_id, cls, self.journal, self.snapshots, self.codec
+            )
+        except NondeterminismError as error:
+            self._suspended[actor_id] = error
+            logger.error("%s", error)  # noqa: TRY400 - the message is the whole story
+            return None
+        runner = Runner(self._system, actor_id, cls.__actor_name__, engine, seq)
+        runner.snapshot_seq = snapshot_seq
+        runner.add_mail(list(mail))
+        if engine.outcome is not None and not isinstance(engine.outcome, ContinuedAsNew):
+            await runner._bury_mail()
+            return None
+        if isinstance(engine.outcome, ContinuedAsNew):
+            outcome = engine.outcome
+            await self._save_snapshot(runner, outcome)
+            runner.engine = self._successor(engine, outcome)
+            runner.submit(Started(time=self.clock.now(), args=outcome.args, run=runner.engine.run))
+        self._start(runner)
+        for item, ack in queued:
+            runner.submit(item, ack)
+        runner.resume()
+        return runner
+
+    def _successor(self, engine: Engine, outcome: ContinuedAsNew) -> Engine:
+        return engine_from(engine.actor_id, successor_snapshot(engine, outcome), self.codec)
+
+    async def _save_snapshot(self, runner: Runner, outcome: ContinuedAsNew) -> None:
+        saved = successor_snapshot(runner.engine, outcome)
+        await self.snapshots.save(runner.actor_id, runner.seq, self.codec.encode(saved))
+        runner.snapshot_seq = runner.seq
+
+    async def _snapshot(self, runner: Runner) -> None:
+        """Snapshot a quiescent actor at its current seq."""
+        saved = quiescent_snapshot(runner.engine, self.codec)
+        await self.snapshots.save(runner.actor_id, runner.seq, self.codec.encode(saved))
+        runner.snapshot_seq = runner.seq
+
+    async def _restart(
+        self,
+        runner: Runner,
+        error: BaseException,
+        queued: list[tuple[Any, asyncio.Future[None] | None]],
+    ) -> None:
+        """Rebuild an actor whose driver failed (a journal write error, a bug here).
+
+        Its in-memory state may be ahead of the journal, so it is rebuilt from the
+        journal: work whose outcome was not committed runs again; inputs still queued
+        move to the rebuilt runner, and so does its mailbox.
+        """
+        cls = self._types[runner.type_name]
+        if self._runners.get(runner.actor_id) is runner:
+            del self._runners[runner.actor_id]
+        runner._stop_work()
+        logger.warning("restarting actor %r from its journal after %r", runner.actor_id, error)
+        await asyncio.sleep(0.1)  # a failing disk should not spin the loop
+        pending = await self.journal.pending(runner.actor_id)
+        replacement = await self._recover(runner.actor_id, cls, queued, mail=pending)
+        if replacement is None:
+            runner._fail(queued)
