@@ -37,7 +37,8 @@ class Account(Actor, name="bank.Account"):
         if msg.amount > self.balance:
             raise ValueError("insufficient funds")  # the asker gets ActorFailed
         self.balance -= msg.amount
-        return await ctx.get(Account, msg.to).ask(Deposit(msg.amount))  # journaled
+        balance: int = await ctx.get(Account, msg.to).ask(Deposit(msg.amount))  # journaled
+        return balance
 
     @query
     def get_balance(self) -> int:
