@@ -111,6 +111,7 @@ class Runner:
         self._wake = asyncio.Event()
         self._stopping = False
         self._handling = False  # an input is between the queue and its commit
+        self._stored_status: Status | None = None  # as last committed: unchanged is not rewritten
         self._work: dict[int, asyncio.Task[None]] = {}  # timer and activity tasks by cmd
         self.metadata: bytes | None = None  # written with the first commit only
         self.first_consume: str | None = None  # the spawn message the first commit takes
@@ -222,7 +223,7 @@ class Runner:
     def _next_mail(self) -> Entry | None:
         """The first mailbox entry the engine takes now, as an input; None if none."""
         now = self.system.clock.now()
-        for key, (_, mail) in list(self._mail.items()):
+        for key, (_, mail) in self._mail.items():  # read-only scan: no copy per message
             item = self._input_for(key, mail, now)
             if item is not None:
                 return (item, None, key)
@@ -335,10 +336,12 @@ class Runner:
             send=sends,
             schedule=schedule,
             cancel=cancel,
-            status=None if status is None else status.value,
+            status=None if status is None or status is self._stored_status else status.value,
             metadata=self.metadata,
         )
         self.seq = await self.system.journal.commit(commit)
+        if status is not None:
+            self._stored_status = status
         self.metadata = None
         self.first_consume = None
         for out in sends:
