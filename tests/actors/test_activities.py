@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import attrs
 import pytest
 
 from actors import (
@@ -30,8 +29,8 @@ from actors import (
     signal,
 )
 from actors.testing import VirtualClock
-from journal.memory import MemoryJournal
-from snapshots.memory import MemorySnapshotStore
+
+from ._support import Stores, settle
 
 infos: list[ActivityInfo] = []
 """The `activity_info()` of every attempt, in order."""
@@ -48,40 +47,6 @@ def _clear_records() -> Iterator[None]:
     yield
     for records in (infos, moments, threads):
         records.clear()
-
-
-@attrs.define
-class Stores:
-    """One set of stores and a clock, shared by the systems a test opens in turn."""
-
-    journal: MemoryJournal = attrs.Factory(MemoryJournal)
-    snapshots: MemorySnapshotStore = attrs.Factory(MemorySnapshotStore)
-    clock: VirtualClock = attrs.Factory(VirtualClock)
-
-    def system(self, *actors: type[Actor]) -> ActorSystem:
-        return ActorSystem(
-            journal=self.journal, snapshots=self.snapshots, clock=self.clock, actors=actors
-        )
-
-
-@pytest.fixture
-def stores() -> Stores:
-    return Stores()
-
-
-@pytest.fixture
-async def system(stores: Stores) -> AsyncIterator[ActorSystem]:
-    async with stores.system() as system:
-        yield system
-
-
-async def settle(system: ActorSystem) -> None:
-    """Return once no actor has an input queued, a commit or an activity attempt running."""
-    quiet = 0
-    async with asyncio.timeout(10):
-        while quiet < 5:
-            await asyncio.sleep(0)
-            quiet = quiet + 1 if system.busy == 0 else 0
 
 
 def attempts() -> list[int]:

@@ -10,9 +10,7 @@ across a restart.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import attrs
@@ -31,10 +29,9 @@ from actors import (
     query,
 )
 from actors._events import Started
-from actors.testing import VirtualClock
 from journal import EncodeError
-from journal.memory import MemoryJournal
-from snapshots.memory import MemorySnapshotStore
+
+from ._support import Stores, finishes, settle, until
 
 _T = TypeVar("_T")
 
@@ -205,71 +202,6 @@ class Quick(Actor):
 
 
 # Helpers -----------------------------------------------------------------------------
-
-
-@attrs.define
-class Stores:
-    """One set of stores and a clock, shared by the systems a test opens in turn."""
-
-    journal: MemoryJournal = attrs.Factory(MemoryJournal)
-    snapshots: MemorySnapshotStore = attrs.Factory(MemorySnapshotStore)
-    clock: VirtualClock = attrs.Factory(VirtualClock)
-
-    def system(self, *actors: type[Actor]) -> ActorSystem:
-        system = ActorSystem(
-            journal=self.journal, snapshots=self.snapshots, clock=self.clock, actors=actors
-        )
-        for name, cls in MESSAGES.items():  # receive-only types appear in no signature
-            system.codec.register(cls, name=name)
-        return system
-
-
-@pytest.fixture
-def stores() -> Stores:
-    return Stores()
-
-
-@pytest.fixture
-async def system(stores: Stores) -> AsyncIterator[ActorSystem]:
-    async with stores.system() as system:
-        yield system
-
-
-TURNS = 2_000
-"""Loop turns a helper waits for background work: far more than any path here takes."""
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Return once ``check()`` holds; fail after ``TURNS`` loop turns."""
-    for _ in range(TURNS):
-        if await check():
-            return
-        await asyncio.sleep(0)
-    pytest.fail(f"never happened: {what}")
-
-
-async def finishes(awaitable: Awaitable[_T], what: str) -> _T:
-    """Await ``awaitable``, failing (not hanging) if it is still waiting after ``TURNS``."""
-    task = asyncio.ensure_future(awaitable)
-    for _ in range(TURNS):
-        if task.done():
-            return task.result()
-        await asyncio.sleep(0)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    pytest.fail(f"still waiting: {what}")
-
-
-async def settle(system: ActorSystem) -> None:
-    """Return once no actor has an input queued, a commit or an activity running."""
-    quiet = 0
-    for _ in range(TURNS):
-        quiet = quiet + 1 if system.busy == 0 else 0
-        if quiet >= 5:
-            return
-        await asyncio.sleep(0)
-    pytest.fail("the system never went idle")
 
 
 async def dead_letter_for(system: ActorSystem, actor_id: str) -> DeadLetter:
@@ -606,3 +538,8 @@ async def test_a_message_the_codec_cannot_encode_fails_at_the_call_and_enqueues_
     assert await system.journal.pending("fresh") == []
     assert await system.journal.info("fresh") is None
     assert "fresh" not in system._runners
+
+
+@pytest.fixture
+def stores() -> Stores:
+    return Stores(messages=tuple(MESSAGES.values()))  # receive-only: in no signature

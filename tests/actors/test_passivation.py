@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
-from typing import Any
 
 import attrs
 import pytest
 
-from actors import Actor, ActorSystem, Context, Status, handler, query
+from actors import Actor, Context, Status, handler, query
 from actors._events import Mail
-from actors.testing import VirtualClock
 from journal import Commit, Event, Message
 from journal.memory import MemoryJournal
-from snapshots.memory import MemorySnapshotStore
+
+from ._support import Stores, last_seq, settle, until
 
 calls: list[str] = []
 """Every call of the `step` activity, in order: the exactly-once counter."""
@@ -180,62 +179,6 @@ class GatedJournal(MemoryJournal):
         self.waiting.set()
         await self.gate.wait()
         return await super().commit(commit)
-
-
-@attrs.define
-class Stores:
-    """One set of stores and a clock, shared by the systems a test opens in turn."""
-
-    journal: MemoryJournal = attrs.Factory(MemoryJournal)
-    snapshots: MemorySnapshotStore = attrs.Factory(MemorySnapshotStore)
-    clock: VirtualClock = attrs.Factory(VirtualClock)
-
-    def system(self, *actors: type[Actor], **options: Any) -> ActorSystem:
-        system = ActorSystem(
-            journal=self.journal,
-            snapshots=self.snapshots,
-            clock=self.clock,
-            actors=actors,
-            **options,
-        )
-        system.codec.register(Go, name="Go")  # only ever received, named in no signature
-        return system
-
-
-@pytest.fixture
-def stores() -> Stores:
-    return Stores()
-
-
-TURNS = 2_000
-"""Loop turns a helper waits for background work: far more than any path here takes."""
-
-
-async def until(check: Callable[[], bool | Awaitable[bool]], what: str) -> None:
-    """Return once ``check()`` holds; fail after ``TURNS`` loop turns."""
-    for _ in range(TURNS):
-        result = check()
-        if result if isinstance(result, bool) else await result:
-            return
-        await asyncio.sleep(0)
-    pytest.fail(f"never happened: {what}")
-
-
-async def settle(system: ActorSystem) -> None:
-    """Return once no actor has an input queued, a commit or an activity running."""
-    quiet = 0
-    for _ in range(TURNS):
-        quiet = quiet + 1 if system.busy == 0 else 0
-        if quiet >= 5:
-            return
-        await asyncio.sleep(0)
-    pytest.fail("the system never went idle")
-
-
-async def last_seq(system: ActorSystem, actor_id: str) -> int:
-    info = await system.journal.info(actor_id)
-    assert info is not None
-    return info.last_seq
 
 
 # Passivation and reactivation --------------------------------------------------------
@@ -456,3 +399,8 @@ async def test_an_actor_holding_mail_it_would_take_now_is_not_passivated(stores:
         assert not await system._keeper.passivate(runner)
         assert system._runners["l"] is runner
         runner._mail.clear()  # never committed to the inbox: take it back before it runs
+
+
+@pytest.fixture
+def stores() -> Stores:
+    return Stores(messages=(Go,))  # only ever received, named in no signature

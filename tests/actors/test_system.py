@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,8 +36,8 @@ from actors import (
 )
 from actors.testing import VirtualClock
 from journal import EncodeError
-from journal.memory import MemoryJournal
-from snapshots.memory import MemorySnapshotStore
+
+from ._support import Stores, last_seq, settle
 
 calls: list[str] = []
 """Every call of `record`, in order: the exactly-once counter."""
@@ -53,46 +53,6 @@ def _clear_calls() -> Iterator[None]:
     calls.clear()
     yield
     calls.clear()
-
-
-@attrs.define
-class Stores:
-    """One set of stores and a clock, shared by the systems a test opens in turn."""
-
-    journal: MemoryJournal = attrs.Factory(MemoryJournal)
-    snapshots: MemorySnapshotStore = attrs.Factory(MemorySnapshotStore)
-    clock: VirtualClock = attrs.Factory(VirtualClock)
-
-    def system(self, *actors: type[Actor]) -> ActorSystem:
-        return ActorSystem(
-            journal=self.journal, snapshots=self.snapshots, clock=self.clock, actors=actors
-        )
-
-
-@pytest.fixture
-def stores() -> Stores:
-    return Stores()
-
-
-@pytest.fixture
-async def system(stores: Stores) -> AsyncIterator[ActorSystem]:
-    async with stores.system() as system:
-        yield system
-
-
-async def settle(system: ActorSystem) -> None:
-    """Return once no actor has an input queued, a commit or an activity attempt running."""
-    quiet = 0
-    async with asyncio.timeout(10):
-        while quiet < 5:
-            await asyncio.sleep(0)
-            quiet = quiet + 1 if system.busy == 0 else 0
-
-
-async def last_seq(system: ActorSystem, actor_id: str) -> int:
-    info = await system.journal.info(actor_id)
-    assert info is not None
-    return info.last_seq
 
 
 # Actors ------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""What the actor tests share: stores that outlive a system, and waiting without sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import attrs
+import pytest
+
+from actors import Actor, ActorSystem
+from actors.testing import VirtualClock
+from journal.memory import MemoryJournal
+from snapshots.memory import MemorySnapshotStore
+
+_T = TypeVar("_T")
+
+TURNS = 2_000
+"""Loop turns a helper waits for background work: far more than any path here takes."""
+
+
+@attrs.define
+class Stores:
+    """One set of stores and a clock, shared by the systems a test opens in turn."""
+
+    journal: MemoryJournal = attrs.Factory(MemoryJournal)
+    snapshots: MemorySnapshotStore = attrs.Factory(MemorySnapshotStore)
+    clock: VirtualClock = attrs.Factory(VirtualClock)
+    messages: tuple[type, ...] = ()
+    """Message types only ever received (named in no signature), registered by name."""
+
+    def system(self, *actors: type[Actor], **options: Any) -> ActorSystem:
+        system = ActorSystem(
+            journal=self.journal,
+            snapshots=self.snapshots,
+            clock=self.clock,
+            actors=actors,
+            **options,
+        )
+        for cls in self.messages:
+            system.codec.register(cls, name=cls.__name__)
+        return system
+
+
+async def settle(system: ActorSystem) -> None:
+    """Return once no actor has an input queued, a commit or an activity attempt running."""
+    quiet = 0
+    for _ in range(TURNS):
+        quiet = quiet + 1 if system.busy == 0 else 0
+        if quiet >= 5:
+            return
+        await asyncio.sleep(0)
+    pytest.fail("the system never went idle")
+
+
+async def until(check: Callable[[], bool | Awaitable[bool]], what: str) -> None:
+    """Return once ``check()`` holds; fail after ``TURNS`` loop turns."""
+    for _ in range(TURNS):
+        result = check()
+        if result if isinstance(result, bool) else await result:
+            return
+        await asyncio.sleep(0)
+    pytest.fail(f"never happened: {what}")
+
+
+async def finishes(awaitable: Awaitable[_T], what: str) -> _T:
+    """Await ``awaitable``, failing (not hanging) if it is still waiting after ``TURNS``."""
+    task = asyncio.ensure_future(awaitable)
+    for _ in range(TURNS):
+        if task.done():
+            return task.result()
+        await asyncio.sleep(0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    pytest.fail(f"still waiting: {what}")
+
+
+async def last_seq(system: ActorSystem, actor_id: str) -> int:
+    """The journal's last seq of ``actor_id``."""
+    info = await system.journal.info(actor_id)
+    assert info is not None
+    return info.last_seq
