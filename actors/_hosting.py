@@ -30,11 +30,10 @@ from ._events import ContinuedAsNew, Mail, Started
 from ._exceptions import ActorError, ActorNotFoundError, ActorTypeError, NondeterminismError
 from ._mail import DEAD_LETTERS, SPAWN_KEY
 from ._recovery import (
+    RunSnapshot,
     StreamMeta,
-    engine_from,
     quiescent_snapshot,
     rebuild,
-    successor_snapshot,
 )
 from ._replay import Engine
 from ._runner import Runner
@@ -296,30 +295,22 @@ class Hosting:
         if engine.outcome is not None and not isinstance(engine.outcome, ContinuedAsNew):
             await runner._bury_mail()
             return None
-        if isinstance(engine.outcome, ContinuedAsNew):
-            outcome = engine.outcome
-            await self._save_snapshot(runner, outcome)
-            runner.engine = self._successor(engine, outcome)
-            runner.submit(Started(time=self.clock.now(), args=outcome.args, run=runner.engine.run))
+        if isinstance(engine.outcome, ContinuedAsNew):  # the next run never started
+            runner.submit(await runner.next_run(engine.outcome))
         self._start(runner)
         for item, ack in queued:
             runner.submit(item, ack)
         runner.resume()
         return runner
 
-    def _successor(self, engine: Engine, outcome: ContinuedAsNew) -> Engine:
-        return engine_from(engine.actor_id, successor_snapshot(engine, outcome), self.codec)
-
-    async def _save_snapshot(self, runner: Runner, outcome: ContinuedAsNew) -> None:
-        saved = successor_snapshot(runner.engine, outcome)
+    async def _save_snapshot(self, runner: Runner, saved: RunSnapshot) -> None:
+        """Store ``saved`` as ``runner``'s snapshot at its current seq."""
         await self.snapshots.save(runner.actor_id, runner.seq, self.codec.encode(saved))
         runner.snapshot_seq = runner.seq
 
     async def _snapshot(self, runner: Runner) -> None:
         """Snapshot a quiescent actor at its current seq."""
-        saved = quiescent_snapshot(runner.engine, self.codec)
-        await self.snapshots.save(runner.actor_id, runner.seq, self.codec.encode(saved))
-        runner.snapshot_seq = runner.seq
+        await self._save_snapshot(runner, quiescent_snapshot(runner.engine, self.codec))
 
     async def _restart(
         self,

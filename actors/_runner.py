@@ -48,6 +48,7 @@ from ._events import (
 )
 from ._exceptions import ActorError, ActorNotRunningError
 from ._mail import dead_letter, failure_reply, outgoing, reply_to
+from ._recovery import engine_from, successor_snapshot
 from ._replay import Engine, Outcome
 from ._status import Status
 
@@ -411,12 +412,20 @@ class Runner:
             self.done.set_result((self.status, self.engine.outcome))
         self.system._finished(self)
 
-    async def _continue_as_new(self, outcome: ContinuedAsNew) -> None:
+    async def next_run(self, outcome: ContinuedAsNew) -> Started:
+        """Snapshot the state the next run starts from, switch to its engine.
+
+        Returns:
+            The next run's first input.
+        """
         self._stop_work()
-        await self.system._save_snapshot(self, outcome)
-        self.engine = self.system._successor(self.engine, outcome)
-        started = Started(time=self.system.clock.now(), args=outcome.args, run=self.engine.run)
-        await self._handle(started)
+        saved = successor_snapshot(self.engine, outcome)
+        await self.system._save_snapshot(self, saved)
+        self.engine = engine_from(self.actor_id, saved, self.system.codec)
+        return Started(time=self.system.clock.now(), args=outcome.args, run=self.engine.run)
+
+    async def _continue_as_new(self, outcome: ContinuedAsNew) -> None:
+        await self._handle(await self.next_run(outcome))
 
 
 class _Drop:

@@ -40,7 +40,7 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-# type: (tag, JSON type of the body, to JSON, from the JSON once its type is checked)
+# By type: (tag, JSON type of the body, to JSON, from the JSON once its type is checked)
 _SCALARS: dict[type, tuple[str, type, _ToJson, Callable[[Any], object]]] = {
     type(None): ("none", type(None), _same, _same),
     bool: ("bool", bool, _same, _same),
