@@ -13,16 +13,16 @@ completed with the right result, and the ledger the activities write proves:
 from __future__ import annotations
 
 import ast
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+
+from ._rounds import kill_in_rounds, start_worker
 
 CHILD = Path(__file__).with_name("actor_worker.py")
 KILLS = 22
@@ -31,11 +31,7 @@ STEPS = 5
 
 
 def start(db: Path, ledger: Path, generation: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(CHILD), str(db), str(ledger), str(generation)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    return start_worker(CHILD, db, ledger, generation)
 
 
 def ledger_lines(ledger: Path) -> list[tuple[str, int, int]]:
@@ -95,12 +91,4 @@ def run_round(tmp: Path, rng: random.Random, max_kills: int) -> int:
 
 @pytest.mark.crash
 def test_sigkilled_actors_resume_with_exactly_once_steps_and_signals(tmp_path: Path) -> None:
-    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
-    kills = 0
-    rounds = 0
-    while kills < KILLS:
-        rounds += 1
-        round_dir = tmp_path / f"round{rounds}"
-        round_dir.mkdir()
-        kills += run_round(round_dir, rng, max_kills=8)
-    assert kills >= KILLS
+    assert kill_in_rounds(tmp_path, run_round, KILLS) >= KILLS

@@ -19,17 +19,16 @@ the driver writes prove:
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
+from ._rounds import kill_in_rounds, start_worker
 from .messaging_worker import CHAINS, NODES, PLAN, SINKS, TTL, expected_reply, reports, sink_of
 
 CHILD = Path(__file__).with_name("messaging_worker.py")
@@ -37,11 +36,7 @@ KILLS = 22
 
 
 def start(db: Path, ledger: Path, generation: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(CHILD), str(db), str(ledger), str(generation)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    return start_worker(CHILD, db, ledger, generation)
 
 
 def final_states(out: str) -> dict[str, object]:
@@ -133,12 +128,4 @@ def run_round(tmp: Path, rng: random.Random, max_kills: int) -> int:
 
 @pytest.mark.crash
 def test_sigkilled_actors_handle_every_accepted_message_exactly_once(tmp_path: Path) -> None:
-    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
-    kills = 0
-    rounds = 0
-    while kills < KILLS:
-        rounds += 1
-        round_dir = tmp_path / f"round{rounds}"
-        round_dir.mkdir()
-        kills += run_round(round_dir, rng, max_kills=8)
-    assert kills >= KILLS
+    assert kill_in_rounds(tmp_path, run_round, KILLS) >= KILLS

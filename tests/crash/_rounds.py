@@ -1,0 +1,35 @@
+"""What the actor crash tests share: start a worker process, kill it in rounds."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+RunRound = Callable[[Path, random.Random, int], int]
+"""Runs one round in a fresh folder, killing at most N times; returns the kills made."""
+
+
+def start_worker(script: Path, db: Path, ledger: Path, generation: int) -> subprocess.Popen[bytes]:
+    """Start ``script DB LEDGER GENERATION`` with its output piped back."""
+    return subprocess.Popen(
+        [sys.executable, str(script), str(db), str(ledger), str(generation)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def kill_in_rounds(tmp_path: Path, run_round: RunRound, kills: int, per_round: int = 8) -> int:
+    """Run rounds (a fresh database each) until at least ``kills`` kills; return the count."""
+    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
+    made = 0
+    rounds = 0
+    while made < kills:
+        rounds += 1
+        round_dir = tmp_path / f"round{rounds}"
+        round_dir.mkdir()
+        made += run_round(round_dir, rng, per_round)
+    return made
