@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final, overlo
 
 from ._actor import Actor, Retry, activity_options, is_signal, seconds
 from ._exceptions import ActorError
+from ._supervision import Supervision
 
 if TYPE_CHECKING:
     from ._replay import Engine
@@ -168,14 +169,36 @@ class Context:
         """Name another actor from workflow code; sending to it activates it."""
         return WorkflowRef._create(self._engine, actor_type, actor_id)
 
-    async def spawn(self, actor_type: type[_AT], actor_id: str, *args: Any) -> WorkflowRef[_AT]:
-        """Spawn ``actor_type.run(ctx, *args)`` as actor ``actor_id``, durably.
+    async def spawn(
+        self,
+        actor_type: type[_AT],
+        actor_id: str,
+        *args: Any,
+        supervision: Supervision | None = None,
+    ) -> WorkflowRef[_AT]:
+        """Spawn ``actor_type.run(ctx, *args)`` as a child actor ``actor_id``, durably.
 
         The spawn is a command: after a crash it is not repeated, and spawning an id
-        that exists leaves that actor as it is.
+        that exists leaves that actor as it is. This actor supervises the child with
+        ``supervision`` (default ``Supervision()``): a crash of the child restarts it
+        per the policy, and past its budget this actor crashes in turn. When this actor
+        ends, its children are stopped (terminated).
         """
-        self._engine.mailbox.spawn(actor_id, actor_type, list(args))
+        given: object = supervision  # callers without a type checker pass anything
+        if given is not None and not isinstance(given, Supervision):
+            msg = f"supervision must be a Supervision, got {supervision!r}"
+            raise TypeError(msg)
+        inspect.signature(actor_type.run).bind(None, None, *args)  # TypeError here
+        self._engine.mailbox.spawn(actor_id, actor_type, list(args), supervision)
         return self.get(actor_type, actor_id)
+
+    def watch(self, ref: WorkflowRef[Any]) -> None:
+        """Get a ``Terminated`` message when ``ref``'s actor ends (at once if it has).
+
+        The watch is a command, journaled: after a crash it is neither lost nor sent
+        twice. Take the message with ``ctx.receive(Terminated)`` or a ``@handler``.
+        """
+        self._engine.mailbox.watch(ref.actor_id, ref.actor_type)
 
     async def tell(self, ref: WorkflowRef[Any], message: object) -> None:
         """Send ``message`` to ``ref``'s actor; the send is journaled, never repeated."""
@@ -219,6 +242,18 @@ class WorkflowRef(Generic[_AT]):
             ActorFailed: the handler raised.
         """
         return await self._engine.mailbox.ask(self.actor_id, self.actor_type, message)
+
+    async def result(self) -> Any:
+        """Wait for the actor's run to end and return its result; journaled.
+
+        Replay-safe: after a crash the wait is not sent again and the result is
+        replayed from the history.
+
+        Raises:
+            ActorFailed: the actor failed (``ActorCancelled``, ``ActorTerminated``: it
+                was cancelled or terminated, e.g. stopped with its parent).
+        """
+        return await self._engine.mailbox.result(self.actor_id, self.actor_type)
 
     async def signal(self, method: Callable[..., Any], *args: Any) -> None:
         """Signal the actor with ``method`` (a ``@signal`` of its type); journaled."""

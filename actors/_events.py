@@ -19,6 +19,7 @@ from typing import TypeAlias
 import attrs
 
 from ._exceptions import ErrorInfo
+from ._supervision import Supervision
 
 FORMAT = 1
 """Version of the history format and of replay order."""
@@ -178,6 +179,22 @@ class ActorSpawned:
     target: str
     target_type: str
     args: bytes
+    supervision: Supervision | None = None
+    """The child's supervision policy (None: the default ``Supervision()``)."""
+
+
+@attrs.frozen(kw_only=True)
+class WatchSent:
+    """Workflow code asked to hear when another actor ends.
+
+    ``result`` True: the end answers a pending ``result()`` (like an ask's reply);
+    False: it arrives as a ``Terminated`` message (``ctx.watch``).
+    """
+
+    cmd: int
+    target: str
+    target_type: str
+    result: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -229,6 +246,45 @@ class AttemptFailed:
     failure: tuple[ErrorInfo, ...]
 
 
+@attrs.frozen(kw_only=True)
+class TurnAborted:
+    """A handler raised: the turn of message ``key`` is rolled back.
+
+    Replay skips the turn's activations (from its ``MessageReceived`` on), keeping the
+    signals applied meanwhile, and the message is handled again. ``next_cmd`` keeps
+    command numbers unique past the aborted turn's.
+    """
+
+    time: float
+    key: str
+    failure: tuple[ErrorInfo, ...]
+    next_cmd: int
+
+
+@attrs.frozen(kw_only=True)
+class MessageDropped:
+    """The supervisor gave up on message ``key`` (a poison message).
+
+    It went to dead letters with this error, and the actor goes on without it.
+    """
+
+    time: float
+    key: str
+    failure: tuple[ErrorInfo, ...]
+
+
+@attrs.frozen(kw_only=True)
+class GaveUp:
+    """The supervisor gave up on the actor: it failed with this error (cause chain)."""
+
+    time: float
+    failure: tuple[ErrorInfo, ...]
+
+
+Note: TypeAlias = AttemptFailed | TurnAborted | MessageDropped | GaveUp
+NOTES = (AttemptFailed, TurnAborted, MessageDropped, GaveUp, Terminated)
+
+
 Input: TypeAlias = (
     Started
     | ActivityCompleted
@@ -248,12 +304,13 @@ Command: TypeAlias = (
     | MessageSent
     | SignalSent
     | ActorSpawned
+    | WatchSent
     | Completed
     | Failed
     | Cancelled
     | ContinuedAsNew
 )
-HistoryEvent: TypeAlias = Input | Command | Terminated | AttemptFailed
+HistoryEvent: TypeAlias = Input | Command | Terminated | Note
 
 INPUTS = (
     Started,
@@ -274,12 +331,13 @@ COMMANDS = (
     MessageSent,
     SignalSent,
     ActorSpawned,
+    WatchSent,
     Completed,
     Failed,
     Cancelled,
     ContinuedAsNew,
 )
-ALL_EVENTS: tuple[type, ...] = (*INPUTS, *COMMANDS, Terminated, AttemptFailed, ErrorInfo)
+ALL_EVENTS: tuple[type, ...] = (*INPUTS, *COMMANDS, *NOTES, ErrorInfo)
 
 
 @attrs.frozen(kw_only=True)
@@ -287,7 +345,8 @@ class Mail:
     """What an actor's inbox holds: a message, a reply, a signal or a spawn request."""
 
     kind: str
-    """``"message"``, ``"reply"``, ``"signal"`` or ``"spawn"``."""
+    """``"message"``, ``"reply"``, ``"signal"``, ``"spawn"``, ``"watch"`` (tell the
+    sender when this actor ends) or ``"stop"`` (its parent ended: terminate)."""
     target_type: str
     """The receiving actor's type name: a virtual actor is created as this type."""
     body: bytes = b""
@@ -300,6 +359,12 @@ class Mail:
     """For a reply: the handler's error."""
     parent: str | None = None
     """For a spawn: the spawning actor."""
+    supervision: Supervision | None = None
+    """For a spawn: the child's supervision policy."""
+    spawned_at: int = 0
+    """For a spawn: the spawning command's number (orders siblings)."""
+    result: bool = False
+    """For a watch: answer with a reply (``result()``), not a ``Terminated`` message."""
 
 
 _KINDS: dict[type, str] = {
@@ -313,7 +378,7 @@ _KINDS: dict[type, str] = {
 }
 
 
-def describe(command: Command) -> str:
+def describe(command: Command) -> str:  # noqa: PLR0911 - one answer per kind
     """Name a command for a nondeterminism report: its kind and, where it has one, name."""
     if isinstance(command, ActivityScheduled):
         return f"activity {command.name!r}"
@@ -325,6 +390,8 @@ def describe(command: Command) -> str:
         return f"signal {command.name!r} to {command.target!r}"
     if isinstance(command, ActorSpawned):
         return f"spawn of {command.target!r}"
+    if isinstance(command, WatchSent):
+        return f"watch of {command.target!r}"
     return _KINDS[type(command)]
 
 
@@ -336,6 +403,6 @@ def same_command(recorded: Command, issued: Command) -> bool:
         return recorded.name == issued.name  # type: ignore[union-attr]
     if isinstance(recorded, Patched):
         return recorded.change_id == issued.change_id  # type: ignore[union-attr]
-    if isinstance(recorded, MessageSent | SignalSent | ActorSpawned):
+    if isinstance(recorded, MessageSent | SignalSent | ActorSpawned | WatchSent):
         return recorded.target == issued.target  # type: ignore[union-attr]
     return True

@@ -156,6 +156,20 @@ class ActorTerminated(ActorFailed):
         return f"actor {self.actor_id!r} was terminated"
 
 
+def actor_failed(actor_id: str, failure: Sequence[ErrorInfo]) -> ActorFailed:
+    """The exception a failure reply about ``actor_id`` means.
+
+    An ended actor's reply names ``actors.ActorCancelled`` or ``actors.ActorTerminated``
+    as its outermost type when it was cancelled or terminated.
+    """
+    kind = failure[0].type if failure else ""
+    if kind == "actors.ActorCancelled":
+        return ActorCancelled(actor_id, failure)
+    if kind == "actors.ActorTerminated":
+        return ActorTerminated(actor_id, failure)
+    return ActorFailed(actor_id, failure)
+
+
 class ActorNotFoundError(ActorError):
     """Raised when no actor has the given id."""
 

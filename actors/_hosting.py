@@ -16,6 +16,7 @@ rebuilt from the journal, since its memory may be ahead of what was committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -36,11 +37,13 @@ from ._recovery import (
     rebuild,
 )
 from ._replay import Engine
-from ._runner import Runner
+from ._runner import Crashed, Runner
 from ._status import Status
+from ._supervision import Crash
 
 if TYPE_CHECKING:
     from ._keeper import Keeper
+    from ._supervisor import Supervisor
     from ._system import ActorSystem
     from ._tasks import TaskSet
 
@@ -63,6 +66,7 @@ class Hosting:
     _early_mail: dict[str, list[Message]]
     _drivers: TaskSet
     _keeper: Keeper
+    _supervisor: Supervisor
     _running: bool
 
     @property
@@ -78,8 +82,15 @@ class Hosting:
         self._runners[runner.actor_id] = runner
         runner.add_mail(self._early_mail.pop(runner.actor_id, []))
         runner.gated = False
-        self._drivers.start(self._drive(runner))
+        runner.driver = self._drivers.start(self._drive(runner))
         self._keeper.activated()
+
+    def _launch(self, runner: Runner, queued: Sequence[tuple[Any, Any]] = ()) -> None:
+        """Start a rebuilt runner: ``queued`` inputs first, then the work it waits for."""
+        self._start(runner)
+        for item, ack in queued:
+            runner.submit(item, ack)
+        runner.resume()
 
     async def _drive(self, runner: Runner) -> None:
         try:
@@ -95,7 +106,7 @@ class Hosting:
         args: bytes,
         *,
         consume: str | None = None,
-        parent: str | None = None,
+        meta: StreamMeta | None = None,
         mail: Sequence[Message] = (),
     ) -> Runner:
         """Commit a new actor's first activation and start it; ``mail`` waits for it.
@@ -105,13 +116,18 @@ class Hosting:
         """
         engine = Engine(actor_id=actor_id, actor=cls(), codec=self.codec, now=self.clock.now())
         runner = Runner(self._system, actor_id, cls.__actor_name__, engine, seq=0)
-        runner.metadata = self.codec.encode(StreamMeta(type=cls.__actor_name__, parent=parent))
+        meta = meta or StreamMeta(type=cls.__actor_name__)
+        runner.metadata = self.codec.encode(meta)
+        runner.place(meta)
         runner.first_consume = consume
         runner.add_mail(list(mail))
         self._runners[actor_id] = runner
         self.busy += 1
         try:
             await runner._handle(Started(time=self.clock.now(), args=args))
+        except Crashed as crashed:  # committed: the actor exists, and its supervisor acts
+            self._crashed(runner, crashed.crash, [])
+            return runner
         except BaseException:
             if self._runners.get(actor_id) is runner:
                 del self._runners[actor_id]
@@ -176,19 +192,48 @@ class Hosting:
             return runner
         loading = self._activating.get(actor_id)
         if loading is not None:
-            return await asyncio.shield(loading)
-        loading = self._activating[actor_id] = asyncio.get_running_loop().create_future()
+            with self._waiting():  # a restart's backoff may be on the clock
+                return await asyncio.shield(loading)
+        loading = self._hold(actor_id)
+        runner = None
         try:
             runner = await self._load(actor_id)
         except Exception:
             logger.exception("actor %r could not be activated", actor_id)
-            runner = None
         finally:
-            del self._activating[actor_id]
-        if runner is None:
-            self._early_mail.pop(actor_id, None)  # it stays in the inbox, nothing is lost
-        loading.set_result(runner)
+            self._release(actor_id, loading, runner)
+        if runner is None and (episode := self._activating.get(actor_id)) is not None:
+            with self._waiting():  # it crashed as it was rebuilt: a restart
+                return await asyncio.shield(episode)
         return runner
+
+    def _waiting(self) -> contextlib.AbstractContextManager[None]:
+        """Mark a caller waiting on actors: a virtual clock may skip ahead meanwhile."""
+        waiting = getattr(self.clock, "waiting_for_result", None)
+        return contextlib.nullcontext() if waiting is None else waiting()
+
+    def _hold(self, actor_id: str) -> asyncio.Future[Runner | None]:
+        """Hold ``actor_id``: activations wait on the returned future until released."""
+        gate = self._activating[actor_id] = asyncio.get_running_loop().create_future()
+        return gate
+
+    def _release(
+        self, actor_id: str, gate: asyncio.Future[Runner | None], runner: Runner | None
+    ) -> None:
+        """Let activations of ``actor_id`` go on; they get ``runner`` (None: not live)."""
+        if self._activating.get(actor_id) is gate:
+            del self._activating[actor_id]
+        episode = self._activating.get(actor_id)
+        if runner is None and episode is None:
+            self._early_mail.pop(actor_id, None)  # it stays in the inbox, nothing is lost
+        if gate.done():
+            return
+        if runner is None and episode is not None:  # waiters follow the episode
+            episode.add_done_callback(
+                lambda done: None if gate.done() else gate.set_result(done.result())
+            )
+        else:
+            gate.set_result(runner)
 
     async def _load(self, actor_id: str) -> Runner | None:
         info = await self.journal.info(actor_id)
@@ -201,7 +246,7 @@ class Hosting:
             self._unknown[actor_id] = meta.type
             logger.error("actor %r has type %r, which is not registered", actor_id, meta.type)
             return None
-        return await self._recover(actor_id, cls, mail=pending)
+        return await self._recover(actor_id, cls, meta, mail=pending)
 
     async def _load_new(self, actor_id: str, pending: list[Message]) -> Runner | None:
         """Create an actor that messages (or a spawn request) wait for."""
@@ -226,7 +271,14 @@ class Hosting:
                 actor_id,
                 spawn.body if isinstance(spawn, Mail) else self.codec.encode([]),
                 consume=SPAWN_KEY if spawn is not None else None,
-                parent=spawn.parent if isinstance(spawn, Mail) else None,
+                meta=StreamMeta(
+                    type=cls.__actor_name__,
+                    parent=spawn.parent,
+                    supervision=spawn.supervision,
+                    spawned_at=spawn.spawned_at,
+                )
+                if isinstance(spawn, Mail)
+                else None,
                 mail=[m for m in pending if m.key != SPAWN_KEY],
             )
         except ConcurrencyError:
@@ -248,7 +300,8 @@ class Hosting:
         while True:
             page = await self.journal.streams(status=Status.RUNNING.value, after=after, limit=500)
             for info in page:
-                type_name = self._meta(info.metadata).type
+                meta = self._meta(info.metadata)
+                type_name = meta.type
                 cls = self._types.get(type_name)
                 if cls is None:
                     self._unknown[info.stream] = type_name
@@ -260,7 +313,8 @@ class Hosting:
                         type_name,
                     )
                     continue
-                await self._recover(info.stream, cls, mail=await self.journal.pending(info.stream))
+                pending = await self.journal.pending(info.stream)
+                await self._recover(info.stream, cls, meta, mail=pending)
             if len(page) < 500:
                 break
             after = page[-1].stream
@@ -273,34 +327,49 @@ class Hosting:
         self,
         actor_id: str,
         cls: type[Actor],
+        meta: StreamMeta,
         queued: Sequence[tuple[Any, asyncio.Future[None] | None]] = (),
         mail: Sequence[Message] = (),
+        *,
+        supervise: bool = True,
     ) -> Runner | None:
         """Rebuild ``actor_id`` from its journal and start it.
 
         ``queued`` inputs go first; ``mail`` (its pending inbox) goes to its mailbox,
-        or to dead letters if the history says the actor has ended.
+        or to dead letters if the history says the actor has ended. If its code
+        crashes again as it replays, a supervision episode starts (``supervise``) or
+        the runner is returned unstarted, for the episode that rebuilt it.
         """
         try:
-            engine, seq, snapshot_seq = await rebuild(
-                actor_id, cls, self.journal, self.snapshots, self.codec
-            )
+            rebuilt = await rebuild(actor_id, cls, self.journal, self.snapshots, self.codec)
         except NondeterminismError as error:
             self._suspended[actor_id] = error
             logger.error("%s", error)  # noqa: TRY400 - the message is the whole story
             return None
-        runner = Runner(self._system, actor_id, cls.__actor_name__, engine, seq)
-        runner.snapshot_seq = snapshot_seq
+        engine = rebuilt.engine
+        runner = Runner(self._system, actor_id, cls.__actor_name__, engine, rebuilt.seq)
+        runner.snapshot_seq = rebuilt.snapshot_seq
+        runner.retry.extend(rebuilt.retry)
+        runner.place(meta)
         runner.add_mail(list(mail))
-        if engine.outcome is not None and not isinstance(engine.outcome, ContinuedAsNew):
+        if engine.crash is not None:
+            stop = runner.stop_requested()
+            if stop is not None:  # its parent ended while it was down: it ends too
+                await runner.take_stop(stop)
+                runner._fail(list(queued))
+                await runner._bury_mail()
+                return None
+            if not supervise:
+                return runner
+            self._supervisor.crashed(runner, engine.crash, list(queued))
+            return None
+        if engine.ended and not isinstance(engine.outcome, ContinuedAsNew):
+            runner._fail(list(queued))
             await runner._bury_mail()
             return None
         if isinstance(engine.outcome, ContinuedAsNew):  # the next run never started
             runner.submit(await runner.next_run(engine.outcome))
-        self._start(runner)
-        for item, ack in queued:
-            runner.submit(item, ack)
-        runner.resume()
+        self._launch(runner, queued)
         return runner
 
     async def _save_snapshot(self, runner: Runner, saved: RunSnapshot) -> None:
@@ -312,25 +381,66 @@ class Hosting:
         """Snapshot a quiescent actor at its current seq."""
         await self._save_snapshot(runner, quiescent_snapshot(runner.engine, self.codec))
 
-    async def _restart(
+    # Supervision ---------------------------------------------------------------------
+
+    def _crashed(
         self,
         runner: Runner,
-        error: BaseException,
+        crash: Crash,
         queued: list[tuple[Any, asyncio.Future[None] | None]],
     ) -> None:
-        """Rebuild an actor whose driver failed (a journal write error, a bug here).
+        """Hand a crashed runner (its ``run`` has returned) to its supervisor."""
+        self._supervisor.crashed(runner, crash, queued)
 
-        Its in-memory state may be ahead of the journal, so it is rebuilt from the
-        journal: work whose outcome was not committed runs again; inputs still queued
-        move to the rebuilt runner, and so does its mailbox.
-        """
+    async def _rebuild(
+        self,
+        runner: Runner,
+        queued: Sequence[tuple[Any, asyncio.Future[None] | None]],
+        *,
+        supervise: bool = False,
+    ) -> Runner | None:
+        """Rebuild a stopped runner's actor from its journal (a restart)."""
         cls = self._types[runner.type_name]
-        if self._runners.get(runner.actor_id) is runner:
-            del self._runners[runner.actor_id]
-        runner._stop_work()
-        logger.warning("restarting actor %r from its journal after %r", runner.actor_id, error)
-        await asyncio.sleep(0.1)  # a failing disk should not spin the loop
         pending = await self.journal.pending(runner.actor_id)
-        replacement = await self._recover(runner.actor_id, cls, queued, mail=pending)
-        if replacement is None:
-            runner._fail(queued)
+        meta = StreamMeta(
+            type=runner.type_name,
+            parent=runner.parent,
+            supervision=runner.supervision,
+            spawned_at=runner.spawned_at,
+        )
+        return await self._recover(
+            runner.actor_id, cls, meta, queued, mail=pending, supervise=supervise
+        )
+
+    async def _halt(
+        self, runner: Runner
+    ) -> tuple[list[tuple[Any, asyncio.Future[None] | None]], asyncio.Future[Runner | None]] | None:
+        """Stop a live runner in memory and hold its actor (for a restart).
+
+        Returns:
+            Its queued inputs and the hold to release, or None if it was not live.
+        """
+        if self._runners.get(runner.actor_id) is not runner or runner.done.done():
+            return None
+        del self._runners[runner.actor_id]
+        gate = self._hold(runner.actor_id)
+        runner.stop()
+        if runner.driver is not None and runner.driver is not asyncio.current_task():
+            await asyncio.wait({runner.driver})
+        return runner._take_queue(), gate
+
+    async def _escalate(self, parent_id: str, crash: Crash) -> bool:
+        """Crash ``parent_id`` because a child of its exhausted its restarts.
+
+        Returns:
+            False if the parent is not there to take it (it has ended).
+        """
+        parent = await self._activate(parent_id)
+        if parent is None:
+            return False
+        halted = await self._halt(parent)
+        if halted is None:
+            return False
+        queued, gate = halted
+        self._supervisor.crashed(parent, crash, queued, gate)
+        return True

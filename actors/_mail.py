@@ -13,15 +13,19 @@ import attrs
 
 from journal import Outgoing
 
-from ._events import ActorSpawned, Command, Mail, MessageSent, Replied, SignalSent
+from ._events import ActorSpawned, Command, Mail, MessageSent, Replied, SignalSent, WatchSent
 from ._exceptions import ErrorInfo
 from ._messages import sent_key
+from ._supervision import Terminated
 
 DEAD_LETTERS = "$dead-letters"
 """The stream whose inbox keeps every dead letter."""
 
 SPAWN_KEY = "$spawn"
 """The inbox key of the message that creates a spawned actor."""
+
+STOP_KEY = "$stop"
+"""The inbox key of the request that stops a child whose parent ended."""
 
 Encode = Callable[[object], bytes]
 
@@ -60,9 +64,22 @@ def outgoing(actor_id: str, commands: Sequence[Command], encode: Encode) -> list
             out.append(_entry(command.target, sent_key(actor_id, command.cmd), mail, encode))
         elif isinstance(command, ActorSpawned):
             mail = Mail(
-                kind="spawn", target_type=command.target_type, body=command.args, parent=actor_id
+                kind="spawn",
+                target_type=command.target_type,
+                body=command.args,
+                parent=actor_id,
+                supervision=command.supervision,
+                spawned_at=command.cmd,
             )
             out.append(_entry(command.target, SPAWN_KEY, mail, encode))
+        elif isinstance(command, WatchSent):
+            mail = Mail(
+                kind="watch",
+                target_type=command.target_type,
+                reply_to=actor_id,
+                result=command.result,
+            )
+            out.append(_entry(command.target, sent_key(actor_id, command.cmd), mail, encode))
         elif isinstance(command, Replied) and command.reply_to is not None:
             out.append(reply_to(command.reply_to, command.key, command, encode))
     return out
@@ -72,6 +89,39 @@ def reply_to(asker: str, key: str, replied: Replied, encode: Encode) -> Outgoing
     """The inbox entry carrying ``replied`` back to the asking actor."""
     mail = Mail(kind="reply", target_type="", body=replied.result or b"", failure=replied.failure)
     return _entry(asker, reply_key(key), mail, encode)
+
+
+def stop_requests(children: Sequence[str], reason: str, encode: Encode) -> list[Outgoing]:
+    """The entries that stop ``children`` (in the order given) because their parent ended."""
+    mail = Mail(kind="stop", target_type="", name=reason)
+    return [_entry(child, STOP_KEY, mail, encode) for child in children]
+
+
+def ended_notice(
+    actor_id: str,
+    type_name: str,
+    key: str,
+    watch: Mail,
+    ending: tuple[str, bytes | None, tuple[ErrorInfo, ...] | None],
+    encode: Encode,
+) -> Outgoing:
+    """What the watcher whose watch has ``key`` gets now that ``actor_id`` has ended.
+
+    ``ending`` is the status value, the run's result and the failure. A ``result()``
+    watch gets a reply (the result, or the failure); a ``ctx.watch`` a ``Terminated``
+    message.
+    """
+    status, result, failure = ending
+    assert watch.reply_to is not None
+    if watch.result:
+        if failure is None and result is None:
+            failure = (ErrorInfo(type="actors.ActorError", message=status, traceback=""),)
+        replied = Replied(key=key, result=result if failure is None else None, failure=failure)
+        return reply_to(watch.reply_to, key, replied, encode)
+    reason = failure[0].message if failure else ""
+    notice = Terminated(actor_id=actor_id, actor_type=type_name, status=status, reason=reason)
+    mail = Mail(kind="message", target_type="", body=encode(notice))
+    return _entry(watch.reply_to, f"{key}/ended", mail, encode)
 
 
 def dead_letter(target: str, key: str, data: bytes, reason: str, encode: Encode) -> Outgoing:

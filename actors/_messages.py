@@ -17,9 +17,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._actor import Actor, handlers_of
-from ._events import ActorSpawned, MessageReceived, MessageSent, Replied, ReplyReceived, SignalSent
-from ._exceptions import ActorFailed
+from ._events import (
+    ActorSpawned,
+    MessageReceived,
+    MessageSent,
+    Replied,
+    ReplyReceived,
+    SignalSent,
+    WatchSent,
+)
+from ._exceptions import actor_failed
 from ._failures import failure_info
+from ._supervision import Crash, Supervision
 
 if TYPE_CHECKING:
     from ._replay import Engine
@@ -101,8 +110,17 @@ class Mailbox:
             reply = Replied(
                 key=event.key, result=engine.codec.encode(value), reply_to=event.reply_to
             )
-        except Exception as error:  # noqa: BLE001 - the error answers the sender
-            reply = Replied(key=event.key, failure=failure_info(error), reply_to=event.reply_to)
+        except Exception as error:  # noqa: BLE001 - a crash: the supervisor decides
+            engine.crashed(
+                Crash(
+                    source="handler",
+                    failure=failure_info(error),
+                    key=event.key,
+                    message=event.message,
+                    reply_to=event.reply_to,
+                )
+            )
+            return
         finally:
             self.handling = False
         engine.issue(reply)
@@ -113,7 +131,7 @@ class Mailbox:
         if future.done():
             return
         if event.failure is not None:
-            future.set_exception(ActorFailed(target, event.failure))
+            future.set_exception(actor_failed(target, event.failure))
         else:
             assert event.result is not None
             future.set_result(self._engine.codec.decode(event.result))
@@ -164,8 +182,14 @@ class Mailbox:
             )
         )
 
-    def spawn(self, target: str, target_type: type[Actor], args: list[Any]) -> None:
-        """Issue the spawn of another actor."""
+    def spawn(
+        self,
+        target: str,
+        target_type: type[Actor],
+        args: list[Any],
+        supervision: Supervision | None,
+    ) -> None:
+        """Issue the spawn of a child actor."""
         engine = self._engine
         engine.issue(
             ActorSpawned(
@@ -173,8 +197,27 @@ class Mailbox:
                 target=target,
                 target_type=target_type.__actor_name__,
                 args=engine.codec.encode(args),
+                supervision=supervision,
             )
         )
+        if target not in engine.children:
+            engine.children.append(target)
+
+    def watch(self, target: str, target_type: type[Actor]) -> None:
+        """Issue a watch: a ``Terminated`` message arrives when ``target`` ends."""
+        engine = self._engine
+        name = target_type.__actor_name__
+        engine.issue(WatchSent(cmd=engine.next_command(), target=target, target_type=name))
+
+    async def result(self, target: str, target_type: type[Actor]) -> Any:
+        """Wait for ``target``'s end and return its run's result (a reply, journaled)."""
+        engine = self._engine
+        cmd = engine.next_command()
+        name = target_type.__actor_name__
+        engine.issue(WatchSent(cmd=cmd, target=target, target_type=name, result=True))
+        future: asyncio.Future[Any] = engine.loop.create_future()
+        self._asks[sent_key(engine.actor_id, cmd)] = (target, future)
+        return await future
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:

@@ -18,8 +18,19 @@ from journal.codec import Codec
 from snapshots import SnapshotStore
 
 from ._actor import Actor
-from ._events import FORMAT, INPUTS, ContinuedAsNew, HistoryEvent
+from ._events import (
+    FORMAT,
+    INPUTS,
+    Command,
+    ContinuedAsNew,
+    HistoryEvent,
+    MessageDropped,
+    MessageReceived,
+    SignalReceived,
+    TurnAborted,
+)
 from ._replay import Engine, split_activations
+from ._supervision import Supervision
 
 logger = logging.getLogger("actors")
 
@@ -36,6 +47,10 @@ class StreamMeta:
     """The history format that wrote the stream."""
     parent: str | None = None
     """The actor that spawned it, if one did."""
+    supervision: Supervision | None = None
+    """Its parent's policy for it (None: the default; for top-level actors the root's)."""
+    spawned_at: int = 0
+    """The parent's command number that spawned it: orders siblings."""
 
 
 @attrs.frozen(kw_only=True)
@@ -51,6 +66,8 @@ class RunSnapshot:
     (after continue-as-new), where the history goes on with the run's ``Started``."""
     shape: str = ""
     """The state class's fields when it was taken (see ``shape_of``)."""
+    children: tuple[str, ...] = ()
+    """The actors the run had spawned, in spawn order."""
 
 
 def shape_of(cls: type) -> str:
@@ -74,6 +91,7 @@ def engine_from(actor_id: str, saved: RunSnapshot, codec: Codec) -> Engine:
         next_cmd=saved.next_cmd,
         now=saved.time,
         started=saved.started,
+        children=list(saved.children),
     )
 
 
@@ -85,6 +103,7 @@ def successor_snapshot(engine: Engine, outcome: ContinuedAsNew) -> RunSnapshot:
         time=engine.now,
         state=outcome.state,
         shape=shape_of(type(engine.actor)),
+        children=tuple(engine.children),
     )
 
 
@@ -98,16 +117,72 @@ def quiescent_snapshot(engine: Engine, codec: Codec) -> RunSnapshot:
         state=codec.encode(engine.actor),
         started=True,
         shape=shape_of(type(engine.actor)),
+        children=tuple(engine.children),
     )
+
+
+Activation = tuple[int, HistoryEvent, list[Command]]
+
+
+def roll_back_turns(
+    activations: list[Activation],
+) -> tuple[list[Activation], list[MessageReceived]]:
+    """Drop the aborted turns of a message-driven actor's history.
+
+    A turn runs from a ``MessageReceived`` to its ``Replied``; a ``TurnAborted`` note
+    for its key rolls it back: every activation from that ``MessageReceived`` on goes,
+    except the signals applied meanwhile (and the note itself, which keeps command
+    numbers moving on).
+
+    Returns:
+        The history to replay, and the messages whose turns were aborted and that are
+        neither handled again since nor dropped (to handle again, in abort order).
+    """
+    kept: list[Activation] = []
+    retry: dict[str, MessageReceived] = {}
+    for activation in activations:
+        event = activation[1]
+        if isinstance(event, TurnAborted):
+            start = _turn_start(kept, event.key)
+            if start is not None:
+                received = kept[start][1]
+                assert isinstance(received, MessageReceived)
+                retry[event.key] = received
+                turn = kept[start:]
+                del kept[start:]
+                kept.extend(a for a in turn if isinstance(a[1], SignalReceived))
+        elif isinstance(event, (MessageDropped, MessageReceived)):
+            retry.pop(event.key, None)
+        kept.append(activation)
+    return kept, list(retry.values())
+
+
+def _turn_start(kept: list[Activation], key: str) -> int | None:
+    """The index of the last activation that received message ``key``."""
+    for index in range(len(kept) - 1, -1, -1):
+        event = kept[index][1]
+        if isinstance(event, MessageReceived) and event.key == key:
+            return index
+    return None
+
+
+@attrs.frozen
+class Rebuilt:
+    """An engine rebuilt from the journal, and where its stream stands."""
+
+    engine: Engine
+    seq: int
+    """The stream's last seq."""
+    snapshot_seq: int
+    """The seq of the snapshot used (0: none)."""
+    retry: list[MessageReceived]
+    """Messages whose turns were rolled back, to handle again first."""
 
 
 async def rebuild(
     actor_id: str, cls: type[Actor], journal: Journal, snapshots: SnapshotStore, codec: Codec
-) -> tuple[Engine, int, int]:
+) -> Rebuilt:
     """Replay ``actor_id`` from its newest usable snapshot and its journal.
-
-    Returns:
-        The engine, the stream's last seq and the seq of the snapshot used (0: none).
 
     Raises:
         NondeterminismError: the code no longer replays the history.
@@ -146,11 +221,12 @@ async def rebuild(
             seq = page[-1].seq if page else seq
             break
         seq = page[-1].seq
-    for at, event, commands in split_activations(history):
+    activations, retry = roll_back_turns(split_activations(history))
+    for at, event, commands in activations:
         if isinstance(engine.outcome, ContinuedAsNew):
             engine = engine_from(actor_id, successor_snapshot(engine, engine.outcome), codec)
         if isinstance(event, INPUTS):
             engine.activate(event, seq=at, recorded=commands)
         else:
             engine.note(event)  # type: ignore[arg-type]
-    return engine, seq, after
+    return Rebuilt(engine, seq, after, retry)

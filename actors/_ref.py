@@ -19,6 +19,7 @@ from ._events import (
     Completed,
     ContinuedAsNew,
     Failed,
+    GaveUp,
     Mail,
     Replied,
     SignalReceived,
@@ -119,13 +120,9 @@ class ActorRef(Generic[_A]):
                 )
                 raise ActorError(msg)
         outcome_future = system._outcome(self.actor_id)
-        waiting = getattr(system.clock, "waiting_for_result", None)
         async with asyncio.timeout(seconds(timeout)):
-            if waiting is None:
+            with system._waiting():
                 status, outcome = await asyncio.shield(outcome_future)
-            else:
-                with waiting():
-                    status, outcome = await asyncio.shield(outcome_future)
         return self._unwrap(status, outcome)
 
     async def _stored_result(self) -> Any:
@@ -145,6 +142,8 @@ class ActorRef(Generic[_A]):
             decoded = self._system.codec.decode(event.data)
             if isinstance(decoded, Completed | Failed | Terminated):
                 outcome = decoded  # type: ignore[assignment]
+            elif isinstance(decoded, GaveUp):
+                outcome = Failed(failure=decoded.failure)
         return self._unwrap(status, outcome)
 
     def _unwrap(self, status: Status, outcome: object) -> Any:
@@ -212,13 +211,15 @@ class ActorRef(Generic[_A]):
             runner = await self._system._activate(self.actor_id)
         if runner is not None:
             return runner.engine.query(method, args)
-        engine, _, _ = await rebuild(
-            self.actor_id,
-            self.actor_type,
-            self._system.journal,
-            self._system.snapshots,
-            self._system.codec,
-        )
+        engine = (
+            await rebuild(
+                self.actor_id,
+                self.actor_type,
+                self._system.journal,
+                self._system.snapshots,
+                self._system.codec,
+            )
+        ).engine
         return engine.query(method, args)
 
     async def tell(self, message: object, *, id: str | None = None) -> None:
@@ -270,7 +271,8 @@ class ActorRef(Generic[_A]):
                 await system._activate(self.actor_id)
         try:
             async with asyncio.timeout(seconds(timeout)):
-                replied = await asyncio.shield(waiter)
+                with system._waiting():
+                    replied = await asyncio.shield(waiter)
         finally:
             if not waiter.done():
                 system._asks.pop((self.actor_id, key), None)

@@ -40,6 +40,7 @@ from ._actor import ActivityOptions, Actor, is_signal
 from ._context import Context, ContinueAsNew
 from ._events import (
     INPUTS,
+    NOTES,
     ActivityCompleted,
     ActivityFailed,
     ActivityScheduled,
@@ -52,7 +53,9 @@ from ._events import (
     Failed,
     HistoryEvent,
     Input,
+    MessageDropped,
     MessageReceived,
+    Note,
     Patched,
     ReplyReceived,
     SignalReceived,
@@ -61,6 +64,7 @@ from ._events import (
     TimerCancelled,
     TimerFired,
     TimerStarted,
+    TurnAborted,
     describe,
     same_command,
 )
@@ -68,6 +72,7 @@ from ._exceptions import ActivityError, NondeterminismError
 from ._failures import failure_info
 from ._loop import DeterministicLoop
 from ._messages import Mailbox
+from ._supervision import Crash
 
 Outcome = Completed | Failed | Cancelled | ContinuedAsNew
 
@@ -100,6 +105,7 @@ class Engine:
         next_cmd: int = 1,
         now: float = 0.0,
         started: bool = False,
+        children: list[str] | None = None,
     ) -> None:
         self.actor_id = actor_id
         self.actor = actor
@@ -128,6 +134,10 @@ class Engine:
         """Whether the actor has a workflow body; without one it lives on messages."""
         self.started = started
         """Whether the run began (a snapshot of a message-driven actor says so too)."""
+        self.crash: Crash | None = None
+        """Set when an exception escaped workflow code: the supervisor decides next."""
+        self.children: list[str] = children or []
+        """The actors this run's code spawned, in spawn order."""
         self.mailbox = Mailbox(self)
 
     # The driver's side ----------------------------------------------------------
@@ -144,7 +154,7 @@ class Engine:
 
     def accepts(self, event: Input) -> bool:
         """Whether ``event`` still means something to this run (not a duplicate)."""
-        if self.outcome is not None or self.terminated or self._error is not None:
+        if self.ended or self._error is not None or self.crash is not None:
             return False
         if isinstance(event, Started):
             return not self.started
@@ -205,12 +215,33 @@ class Engine:
                 self._event_no += offset
                 self._mismatch(describe(command), "nothing (the code waited for input)")
 
-    def note(self, event: AttemptFailed | Terminated) -> None:
-        """Take a host fact from the history: a failed attempt, or termination."""
+    @property
+    def ended(self) -> bool:
+        """Whether the run has an outcome or was terminated."""
+        return self.outcome is not None or self.terminated
+
+    def note(self, event: Note | Terminated) -> None:
+        """Take a host fact from the history (see ``_events``'s notes)."""
         if isinstance(event, Terminated):
             self.terminated = True
-        else:
+        elif isinstance(event, AttemptFailed):
             self._attempts[event.cmd] = event.attempt
+        elif isinstance(event, TurnAborted):
+            self._next_cmd = max(self._next_cmd, event.next_cmd)
+        elif isinstance(event, MessageDropped):
+            if self.crash is not None and self.crash.key == event.key:
+                self.crash = None  # the handler's turn ends here; the run goes on
+                self.mailbox.handling = False
+        else:
+            self.outcome = Failed(failure=event.failure)
+            self.crash = None
+            self.timers.clear()  # the runner cancels every wakeup with this note
+            self._timer_cmds.clear()
+
+    def crashed(self, crash: Crash) -> None:
+        """Record that workflow code raised: the engine takes no more input."""
+        if self.crash is None and self.outcome is None:
+            self.crash = crash
 
     def attempts(self, cmd: int) -> int:
         """Failed attempts recorded for activity ``cmd``."""
@@ -237,6 +268,7 @@ class Engine:
             and not self.timers
             and not self.mailbox.pending_asks()
             and self._error is None
+            and self.crash is None
         )
 
     def query(self, method: Callable[..., Any], args: Sequence[Any]) -> Any:
@@ -296,13 +328,13 @@ class Engine:
         assert method is not None
         try:
             method(self.actor, *args)
-        except Exception as error:  # noqa: BLE001 - a failing signal fails the run
-            self._finish(Failed(failure=failure_info(error)))
+        except Exception as error:  # noqa: BLE001 - a failing signal crashes the actor
+            self.crashed(Crash(source="signal", failure=failure_info(error)))
 
     def _run(self) -> None:
         while True:
             self.loop.run_until_quiescent()
-            if self.outcome is not None or self._error is not None:
+            if self.outcome is not None or self._error is not None or self.crash is not None:
                 return
             woke = False
             for predicate, future in list(self._conditions):
@@ -323,7 +355,7 @@ class Engine:
                 return
 
     def _on_main_done(self, task: asyncio.Task[Any]) -> None:
-        if self.outcome is not None or self._error is not None:
+        if self.outcome is not None or self._error is not None or self.crash is not None:
             return
         if task.cancelled():
             self._finish(Cancelled())
@@ -340,7 +372,7 @@ class Engine:
             except CodecError as encode_error:  # bad arguments fail the run
                 self._finish(Failed(failure=failure_info(encode_error)))
         elif error is not None:
-            self._finish(Failed(failure=failure_info(error)))
+            self.crashed(Crash(source="run", failure=failure_info(error)))
         else:
             try:
                 self._finish(Completed(result=self.codec.encode(task.result())))
@@ -442,7 +474,7 @@ def split_activations(
     """Group a history into (seq, input or note, commands recorded after it)."""
     groups: list[tuple[int, HistoryEvent, list[Command]]] = []
     for seq, event in events:
-        if isinstance(event, (*INPUTS, AttemptFailed, Terminated)):
+        if isinstance(event, (*INPUTS, *NOTES)):
             groups.append((seq, event, []))
         elif groups:
             groups[-1][2].append(event)

@@ -19,6 +19,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from journal import Commit, Message, Outgoing
 
 from ._activities import execute
@@ -33,9 +35,11 @@ from ._events import (
     Completed,
     ContinuedAsNew,
     Failed,
+    GaveUp,
     HistoryEvent,
     Input,
     Mail,
+    MessageDropped,
     MessageReceived,
     Replied,
     ReplyReceived,
@@ -45,12 +49,15 @@ from ._events import (
     TimerCancelled,
     TimerFired,
     TimerStarted,
+    TurnAborted,
 )
-from ._exceptions import ActorError, ActorNotRunningError
-from ._mail import dead_letter, failure_reply, outgoing, reply_to
-from ._recovery import engine_from, successor_snapshot
+from ._exceptions import ActorError, ActorNotRunningError, ErrorInfo
+from ._failures import failure_info
+from ._mail import dead_letter, ended_notice, failure_reply, outgoing, reply_to, stop_requests
+from ._recovery import StreamMeta, engine_from, successor_snapshot
 from ._replay import Engine, Outcome
 from ._status import Status
+from ._supervision import Crash, Supervision
 
 if TYPE_CHECKING:
     from ._system import ActorSystem
@@ -118,6 +125,16 @@ class Runner:
         self.first_consume: str | None = None  # the spawn message the first commit takes
         self.gated = True
         """Closed to direct delivery until the system opens it (see ``ActorSystem._start``)."""
+        self.parent: str | None = None
+        """The supervising actor (None: the root)."""
+        self.supervision: Supervision | None = None
+        """The parent's policy for this actor (None: the default)."""
+        self.spawned_at = 0
+        """The parent's command that spawned it (orders siblings)."""
+        self.retry: deque[MessageReceived] = deque()
+        """Messages whose turns were rolled back: handled again before the mailbox."""
+        self.driver: asyncio.Task[None] | None = None
+        """The task running ``run``."""
 
     @property
     def status(self) -> Status:
@@ -182,10 +199,15 @@ class Runner:
                     refusal = self._refusal(item)
                     if refusal is None:
                         await self._handle(item, consume)
-                except Exception as error:
+                except Crashed as crashed:
+                    _settle(ack, None)  # the input is committed; the crash is the actor's
+                    self.system._crashed(self, crashed.crash, self._take_queue())
+                    return
+                except Exception as error:  # the driver failed: a journal write, a bug here
                     _settle(ack, error)
                     logger.exception("actor %r failed to handle %s", self.actor_id, item)
-                    await self.system._restart(self, error, self._take_queue())
+                    crash = Crash(source="driver", failure=failure_info(error))
+                    self.system._crashed(self, crash, self._take_queue())
                     return
                 finally:
                     self._handling = False
@@ -224,6 +246,11 @@ class Runner:
     def _next_mail(self) -> Entry | None:
         """The first mailbox entry the engine takes now, as an input; None if none."""
         now = self.system.clock.now()
+        if self.retry:
+            again = self.retry[0]
+            if self.engine.accepts(again):
+                self.retry.popleft()
+                return (attrs.evolve(again, time=now), None, None)
         for key, (_, mail) in self._mail.items():  # read-only scan: no copy per message
             item = self._input_for(key, mail, now)
             if item is not None:
@@ -232,7 +259,7 @@ class Runner:
 
     def _input_for(  # noqa: PLR0911 - one answer per kind of inbox entry
         self, key: str, mail: Mail, now: float
-    ) -> Input | _Drop | _Dead | None:
+    ) -> Input | Terminated | _Drop | _Dead | None:
         """What inbox entry ``key`` means now: an input, a drop, a death, or a wait."""
         if mail.kind == "reply":
             result = None if mail.failure else mail.body
@@ -242,6 +269,10 @@ class Runner:
             return SignalReceived(time=now, name=mail.name, args=mail.body)
         if mail.kind == "spawn":
             return _Drop()  # the actor exists: a repeated spawn is a no-op
+        if mail.kind == "watch":
+            return None  # answered when the actor ends
+        if mail.kind == "stop":
+            return Terminated(time=now, reason=mail.name)
         if mail.target_type and mail.target_type != self.type_name:
             return _Dead(
                 f"sent to a {mail.target_type!r} but actor {self.actor_id!r} is a "
@@ -256,16 +287,40 @@ class Runner:
         return None  # it waits for a receive of its type (selective receive)
 
     async def _bury_mail(self) -> None:
-        """Move what the mailbox still holds to dead letters: the actor has ended."""
+        """Answer watchers, and move other mail to dead letters: the actor has ended."""
         reason = f"actor {self.actor_id!r} is {self.status.value}"
         for key in list(self._mail):
             await self._discard(key, reason)
 
+    def _ending(self) -> tuple[str, bytes | None, tuple[ErrorInfo, ...] | None]:
+        """How the actor ended: its status, its run's result, its failure."""
+        status, outcome = self.status, self.engine.outcome
+        if isinstance(outcome, Completed):
+            return status.value, outcome.result, None
+        if isinstance(outcome, Failed):
+            return status.value, None, outcome.failure
+        kind = "ActorTerminated" if status is Status.TERMINATED else "ActorCancelled"
+        message = f"actor {self.actor_id!r} is {status.value}"
+        info = ErrorInfo(type=f"actors.{kind}", message=message, traceback="")
+        return status.value, None, (info,)
+
     async def _discard(self, key: str, reason: str | None) -> None:
-        """Consume inbox entry ``key`` without an input: a dead letter, or a duplicate."""
+        """Consume inbox entry ``key`` without an input: a dead letter, or a duplicate.
+
+        A watch is answered instead (the actor has ended, or never existed), and a
+        stop request for an actor that has ended has nothing left to do.
+        """
         message, mail = self._mail.pop(key)
         send: list[Outgoing] = []
-        if reason is not None:
+        encode = self.system.codec.encode
+        if mail.kind == "watch":
+            ending = (
+                self._ending()
+                if self.engine.ended
+                else ("failed", None, failure_reply(reason or ""))
+            )
+            send.append(ended_notice(self.actor_id, self.type_name, key, mail, ending, encode))
+        elif mail.kind != "stop" and reason is not None:
             encode = self.system.codec.encode
             send.append(dead_letter(self.actor_id, key, message.data, reason, encode))
             replied = Replied(key=key, failure=failure_reply(reason), reply_to=mail.reply_to)
@@ -287,11 +342,11 @@ class Runner:
             self._mail.pop(consume, None)
         if isinstance(item, AttemptFailed):
             engine.note(item)
-            await self._commit([item])
+            await self._commit([item], consume=consume)
             return
         if isinstance(item, Terminated):
             engine.note(item)
-            await self._commit([item], status=Status.TERMINATED)
+            await self._commit([item], consume=consume, status=Status.TERMINATED)
             self._stop_work()
             self._finish()
             return
@@ -300,6 +355,9 @@ class Runner:
                 await self._commit([], consume=consume)
             return  # a late duplicate (an outcome or a firing whose command is settled)
         commands = engine.activate(item)
+        if engine.crash is not None:
+            await self._commit_crash(item, commands, consume)
+            raise Crashed(engine.crash)
         await self._commit(
             [item, *commands], commands=commands, fired=item, consume=consume, status=self.status
         )
@@ -309,8 +367,45 @@ class Runner:
             await self._continue_as_new(outcome)
         elif outcome is not None:
             self._finish()
-        elif engine.quiescent and self.seq - self.snapshot_seq >= self.system.snapshot_every:
+        elif (
+            engine.quiescent
+            and not self.retry
+            and self.seq - self.snapshot_seq >= self.system.snapshot_every
+        ):
             await self.system._snapshot(self)
+
+    async def _commit_crash(
+        self, item: Input, commands: list[Command], consume: str | None
+    ) -> None:
+        """Commit the activation in which workflow code raised; nothing is acted on.
+
+        A handler of a message-driven actor rolls its turn back: the input and a
+        ``TurnAborted`` note are committed (so replay skips the turn) with the turn's
+        timers cancelled, and the commands are dropped. Otherwise the activation is
+        committed as it is, so a replay reaches the same point (and the same crash).
+        """
+        engine = self.engine
+        crash = engine.crash
+        assert crash is not None
+        if crash.source == "handler" and not engine.has_run:
+            assert crash.key is not None
+            aborted = TurnAborted(
+                time=item.time, key=crash.key, failure=crash.failure, next_cmd=engine.next_cmd
+            )
+            await self._commit(
+                [item, aborted],
+                consume=consume,
+                cancel=[timer_key(cmd) for cmd in engine.timers],
+                status=Status.RUNNING,
+            )
+        else:
+            await self._commit(
+                [item, *commands],
+                commands=commands,
+                fired=item,
+                consume=consume,
+                status=Status.RUNNING,
+            )
 
     async def _commit(
         self,
@@ -321,14 +416,18 @@ class Runner:
         consume: str | None = None,
         send: list[Outgoing] = (),  # type: ignore[assignment]
         status: Status | None = None,
+        cancel: list[str] = (),  # type: ignore[assignment]
     ) -> None:
         encode = self.system.codec.encode
         schedule = {timer_key(c.cmd): c.fire_at for c in commands if isinstance(c, TimerStarted)}
-        cancel = [timer_key(c.cmd) for c in commands if isinstance(c, TimerCancelled)]
+        cancel = [*cancel, *(timer_key(c.cmd) for c in commands if isinstance(c, TimerCancelled))]
         if isinstance(fired, TimerFired):
             cancel.append(timer_key(fired.cmd))
         consumed = [k for k in (self.first_consume, consume) if k is not None]
         sends = [*outgoing(self.actor_id, commands, encode), *send]
+        if status is not None and status.ended and self.engine.children:
+            reason = f"its parent {self.actor_id!r} is {status.value}"
+            sends += stop_requests(self.engine.children[::-1], reason, encode)
         commit = Commit(
             stream=self.actor_id,
             expected_seq=self.seq,
@@ -352,6 +451,58 @@ class Runner:
             if isinstance(command, Replied) and command.reply_to is None:
                 self.system._replied(self.actor_id, command)
 
+    # Supervision --------------------------------------------------------------------
+
+    async def drop_message(self, crash: Crash, reason: str) -> None:
+        """Commit that the message whose handler kept crashing goes to dead letters.
+
+        The asker, if any, gets the handler's error; the actor goes on without it.
+        """
+        assert crash.key is not None
+        encode = self.system.codec.encode
+        mail = Mail(
+            kind="message", target_type=self.type_name, body=crash.message, reply_to=crash.reply_to
+        )
+        replied = Replied(key=crash.key, failure=crash.failure, reply_to=crash.reply_to)
+        send = [dead_letter(self.actor_id, crash.key, encode(mail), reason, encode)]
+        if crash.reply_to is not None:
+            send.append(reply_to(crash.reply_to, crash.key, replied, encode))
+        now = self.system.clock.now()
+        await self._commit(
+            [MessageDropped(time=now, key=crash.key, failure=crash.failure)], send=send
+        )
+        if crash.reply_to is None:
+            self.system._replied(self.actor_id, replied)
+
+    async def give_up(self, failure: tuple[ErrorInfo, ...]) -> None:
+        """Commit that the supervisor gave up: the actor failed with ``failure``.
+
+        Its timers go, its children are stopped, its watchers hear of it and its
+        mailbox goes to dead letters.
+        """
+        cancel = [timer_key(cmd) for cmd in self.engine.timers]
+        note = GaveUp(time=self.system.clock.now(), failure=failure)
+        self.engine.note(note)
+        await self._commit([note], status=Status.FAILED, cancel=cancel)
+        self._finish()
+        self._fail(self._take_queue())
+        await self._bury_mail()
+
+    def place(self, meta: StreamMeta) -> None:
+        """Take the actor's place in the tree from its stream's metadata."""
+        self.parent = meta.parent
+        self.supervision = meta.supervision
+        self.spawned_at = meta.spawned_at
+
+    async def take_stop(self, key: str) -> None:
+        """Terminate the actor on the stop request ``key`` (its parent ended)."""
+        _, mail = self._mail[key]
+        await self._handle(Terminated(time=self.system.clock.now(), reason=mail.name), key)
+
+    def stop_requested(self) -> str | None:
+        """The key of a pending stop request (its parent ended), if there is one."""
+        return next((k for k, (_, mail) in self._mail.items() if mail.kind == "stop"), None)
+
     def resume(self) -> None:
         """Start the host work a rebuilt engine is waiting for: activities and timers."""
         settled = {
@@ -365,6 +516,8 @@ class Runner:
                 self._start_activity(pending)
         for cmd, handle in self.engine.timers.items():
             self._arm(cmd, handle.when())
+        if self.retry:
+            self._wake.set()
 
     def _act(self, commands: list[Command]) -> None:
         for pending in self.engine.take_new_activities():
@@ -426,6 +579,14 @@ class Runner:
 
     async def _continue_as_new(self, outcome: ContinuedAsNew) -> None:
         await self._handle(await self.next_run(outcome))
+
+
+class Crashed(Exception):
+    """Workflow code raised (the activation is committed): the supervisor takes over."""
+
+    def __init__(self, crash: Crash) -> None:
+        super().__init__(crash)
+        self.crash = crash
 
 
 class _Drop:

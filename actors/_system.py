@@ -41,6 +41,8 @@ from ._recovery import (
 from ._ref import ActorRef, DeadLetter
 from ._runner import Runner
 from ._status import Status
+from ._supervision import Supervision
+from ._supervisor import Supervisor
 from ._tasks import TaskSet
 
 logger = logging.getLogger("actors")
@@ -71,6 +73,7 @@ class ActorSystem(Hosting):
         snapshot_every: int = 200,
         max_active: int = 10_000,
         idle_timeout: float = 300.0,
+        supervision: Supervision | None = None,
     ) -> None:
         """Create a system over ``journal`` and ``snapshots``.
 
@@ -90,6 +93,8 @@ class ActorSystem(Hosting):
             max_active: actors kept in memory at most; past it, the least recently
                 active idle ones are passivated (dropped, to be rebuilt on demand).
             idle_timeout: seconds after which an idle actor is passivated.
+            supervision: the root supervisor's policy for top-level actors (default
+                ``Supervision()``: 3 restarts within 5 s, then the actor fails).
         """
         if snapshot_every < 1 or max_active < 1 or idle_timeout <= 0 or grace < 0:
             msg = "snapshot_every and max_active must be >= 1, idle_timeout > 0, grace >= 0"
@@ -119,6 +124,7 @@ class ActorSystem(Hosting):
         self.snapshot_every = snapshot_every
         self._close_stores = close_stores
         self._keeper = Keeper(self, max_active=max_active, idle_timeout=idle_timeout)
+        self._supervisor = Supervisor(self, supervision or Supervision())
         self._activating: dict[str, asyncio.Future[Runner | None]] = {}
         self._early_mail: dict[str, list[Message]] = {}
         self._outcomes: dict[str, asyncio.Future[tuple[Status, Any]]] = {}
@@ -341,6 +347,7 @@ class SystemOptions(TypedDict, total=False):
     snapshot_every: int
     max_active: int
     idle_timeout: float
+    supervision: Supervision
 
 
 class _Opening:

@@ -27,6 +27,7 @@ from actors._context import Context
 from actors._events import (
     ALL_EVENTS,
     INPUTS,
+    NOTES,
     ActivityCompleted,
     ActivityFailed,
     ActivityScheduled,
@@ -37,8 +38,10 @@ from actors._events import (
     Completed,
     ContinuedAsNew,
     Failed,
+    GaveUp,
     HistoryEvent,
     Input,
+    Note,
     Patched,
     SignalReceived,
     Started,
@@ -83,7 +86,7 @@ class Recording(Engine):
         self.history.extend((seq + i, c) for i, c in enumerate(after, start=1))
         return returned
 
-    def note(self, event: AttemptFailed | Terminated) -> None:
+    def note(self, event: Note | Terminated) -> None:
         super().note(event)
         self.history.append((len(self.history) + 1, event))
 
@@ -131,7 +134,7 @@ def replay(history: Sequence[tuple[int, HistoryEvent]], engine: Engine) -> Engin
         if isinstance(event, INPUTS):
             assert engine.activate(event, seq=seq, recorded=commands) == []
         else:
-            assert isinstance(event, AttemptFailed | Terminated)
+            assert isinstance(event, NOTES)
             engine.note(event)
     return engine
 
@@ -143,6 +146,7 @@ def assert_replays(live: Recording) -> None:
     fresh = replay(live.history, Engine(actor_id=live.actor_id, actor=actor, codec=CODEC))
     assert fresh.actor == live.actor
     assert (fresh.outcome, fresh.next_cmd) == (live.outcome, live.next_cmd)
+    assert fresh.crash == live.crash  # a raise in workflow code recurs in replay
 
 
 # Activities: the engine only reads their names; tests play the host.
@@ -294,7 +298,7 @@ def run_gatherer(data: st.DataObject, branches: int) -> Recording:
     time = 100.0
     engine.activate(started(branches, time=time))
     signals, failures = 0, data.draw(st.integers(0, 2), label="activity failures")
-    while engine.outcome is None:
+    while engine.outcome is None and engine.crash is None:  # a raise is a crash
         options: list[tuple[str, int]] = [("complete", c) for c in sorted(engine.activities)]
         options += [("fail", c) for c in sorted(engine.activities)] if failures else []
         options += [("fire", c) for c in sorted(engine.timers)]
@@ -336,6 +340,7 @@ def test_replaying_a_recorded_history_reaches_the_same_state_and_outcome(
         assert isinstance(event, INPUTS)
         assert recovered.activate(event) == commands
     assert (recovered.actor, recovered.outcome) == (live.actor, live.outcome)
+    assert recovered.crash == live.crash
     assert recovered.history == live.history
 
 
@@ -413,17 +418,25 @@ def test_a_signal_wakes_wait_until_in_the_same_activation() -> None:
     assert_replays(engine)
 
 
-def test_a_signal_method_that_raises_fails_the_run() -> None:
+def test_a_signal_method_that_raises_crashes_the_run_until_the_supervisor_gives_up() -> None:
     engine = engine_for(Approval())
     engine.activate(started(30.0))
 
     commands = engine.activate(signalled("reject", "over budget"))
 
-    assert commands == [engine.outcome, TimerCancelled(cmd=1)]
-    assert isinstance(engine.outcome, Failed)
-    (failure,) = engine.outcome.failure
+    assert commands == []  # a crash issues nothing: the supervisor decides
+    assert engine.outcome is None
+    assert engine.crash is not None
+    assert engine.crash.source == "signal"
+    (failure,) = engine.crash.failure
     assert (failure.type, failure.message) == ("ValueError", "over budget")
     assert "in reject" in failure.traceback
+    assert not engine.accepts(signalled("approve"))
+    assert_replays(engine)
+
+    engine.note(GaveUp(time=102.0, failure=engine.crash.failure))
+    assert engine.outcome == Failed(failure=(failure,))
+    assert getattr(engine, "crash") is None  # noqa: B009 - mypy narrowed it to a Crash
     assert_replays(engine)
 
 
@@ -676,11 +689,11 @@ class Declined(Actor, name="Declined"):
 def test_an_exception_in_run_fails_it_with_the_cause_chain() -> None:
     engine = engine_for(Declined())
 
-    (command,) = engine.activate(started())
+    assert engine.activate(started()) == []
 
-    assert isinstance(command, Failed)
-    assert engine.outcome == command
-    outer, cause = command.failure
+    assert engine.crash is not None
+    assert engine.crash.source == "run"
+    outer, cause = engine.crash.failure
     name = f"{PaymentDeclinedError.__module__}.PaymentDeclinedError"
     assert (outer.type, outer.message) == (name, "no card on file")
     assert outer.traceback.startswith("Traceback (most recent call last):")
@@ -720,12 +733,12 @@ def test_an_uncaught_activity_failure_fails_the_run_with_the_activity_chain() ->
     engine = engine_for(Careful())
     engine.activate(started(False))
 
-    (command,) = engine.activate(ActivityFailed(time=101.0, cmd=1, attempts=3, failure=(BOOM,)))
+    assert engine.activate(ActivityFailed(time=101.0, cmd=1, attempts=3, failure=(BOOM,))) == []
 
-    assert isinstance(command, Failed)
-    chain = [info.type for info in command.failure]
+    assert engine.crash is not None
+    chain = [info.type for info in engine.crash.failure]
     assert chain == ["actors._exceptions.ActivityError", "OSError"]
-    assert command.failure[1] == BOOM
+    assert engine.crash.failure[1] == BOOM
     assert_replays(engine)
 
 

@@ -95,7 +95,8 @@ async def replay(stream: str, cls: type[Actor]) -> tuple[Engine, object]:
     await journal.append(stream, 0, events)
     system = ActorSystem(journal=journal, snapshots=MemorySnapshotStore())  # for its codec
     system.register(cls)
-    engine, seq, _ = await rebuild(stream, cls, journal, MemorySnapshotStore(), system.codec)
+    rebuilt = await rebuild(stream, cls, journal, MemorySnapshotStore(), system.codec)
+    engine, seq = rebuilt.engine, rebuilt.seq
     assert seq == len(events)
     last = system.codec.decode(events[-1])
     recorded = system.codec.decode(last.result) if isinstance(last, Completed) else None
