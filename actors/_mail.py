@@ -102,6 +102,7 @@ def ended_notice(
     type_name: str,
     key: str,
     watch: Mail,
+    *,
     ending: tuple[str, bytes | None, tuple[ErrorInfo, ...] | None],
     encode: Encode,
 ) -> Outgoing:

@@ -319,7 +319,9 @@ class Runner:
                 if self.engine.ended
                 else ("failed", None, failure_reply(reason or ""))
             )
-            send.append(ended_notice(self.actor_id, self.type_name, key, mail, ending, encode))
+            send.append(
+                ended_notice(self.actor_id, self.type_name, key, mail, ending=ending, encode=encode)
+            )
         elif mail.kind != "stop" and reason is not None:
             encode = self.system.codec.encode
             send.append(dead_letter(self.actor_id, key, message.data, reason, encode))
