@@ -31,6 +31,12 @@ from ._exceptions import WorkflowSandboxError as WorkflowSandboxError
 from ._ref import ActorRef as ActorRef
 from ._ref import DeadLetter as DeadLetter
 from ._status import Status as Status
+from ._supervision import Backoff as Backoff
+from ._supervision import OnPoison as OnPoison
+from ._supervision import RestartType as RestartType
+from ._supervision import Strategy as Strategy
+from ._supervision import Supervision as Supervision
+from ._supervision import Terminated as Terminated
 from ._system import ActorSystem as ActorSystem
 
 __all__ = [
@@ -46,14 +52,20 @@ __all__ = [
     "ActorSystem",
     "ActorTerminated",
     "ActorTypeError",
+    "Backoff",
     "Clock",
     "Context",
     "DeadLetter",
     "ErrorInfo",
     "NondeterminismError",
+    "OnPoison",
+    "RestartType",
     "Retry",
     "Status",
+    "Strategy",
+    "Supervision",
     "SystemClock",
+    "Terminated",
     "WorkflowLivelockError",
     "WorkflowRef",
     "WorkflowSandboxError",

@@ -134,6 +134,9 @@ class Hosting:
             raise
         finally:
             self.busy -= 1
+        early = self._early_mail.get(actor_id)
+        if early and consume is not None:  # the spawn request is taken: not mail any more
+            early[:] = [m for m in early if m.key != consume]
         if runner.done.done():
             self._runners.pop(actor_id, None)
             self._early_mail.pop(actor_id, None)
@@ -194,6 +197,18 @@ class Hosting:
         if loading is not None:
             with self._waiting():  # a restart's backoff may be on the clock
                 return await asyncio.shield(loading)
+        runner = await self._load_held(actor_id)
+        if runner is None and (episode := self._activating.get(actor_id)) is not None:
+            with self._waiting():  # it crashed as it was rebuilt: a restart
+                return await asyncio.shield(episode)
+        return runner
+
+    async def _load_held(self, actor_id: str) -> Runner | None:
+        """Load ``actor_id`` (not live, not held), holding it meanwhile.
+
+        Returns None if it cannot run now: it has ended, cannot be created, or crashed
+        as it was rebuilt (then a supervision episode holds it).
+        """
         loading = self._hold(actor_id)
         runner = None
         try:
@@ -202,9 +217,6 @@ class Hosting:
             logger.exception("actor %r could not be activated", actor_id)
         finally:
             self._release(actor_id, loading, runner)
-        if runner is None and (episode := self._activating.get(actor_id)) is not None:
-            with self._waiting():  # it crashed as it was rebuilt: a restart
-                return await asyncio.shield(episode)
         return runner
 
     def _waiting(self) -> contextlib.AbstractContextManager[None]:

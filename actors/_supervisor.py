@@ -123,6 +123,7 @@ class Supervisor:
                     runner, crash = replacement, replacement.engine.crash
                     continue
                 result = replacement  # rebuilt and started
+                self._windows.pop(replacement.actor_id, None)  # a fresh supervisor
                 logger.info(
                     "actor %r restarted",
                     replacement.actor_id,
@@ -145,8 +146,8 @@ class Supervisor:
         """
         system = self._system
         for child in runner.engine.children:
-            if child not in system._runners:
-                await system._activate(child)
+            if child not in system._runners and child not in system._activating:
+                await system._load_held(child)  # a crash there starts its own episode
 
     async def _hold_group(
         self, runner: Runner, policy: Supervision

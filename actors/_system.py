@@ -41,7 +41,7 @@ from ._recovery import (
 from ._ref import ActorRef, DeadLetter
 from ._runner import Runner
 from ._status import Status
-from ._supervision import Supervision
+from ._supervision import Supervision, Terminated
 from ._supervisor import Supervisor
 from ._tasks import TaskSet
 
@@ -109,6 +109,7 @@ class ActorSystem(Hosting):
         self.codec.register(RunSnapshot, name="perdure.RunSnapshot")
         self.codec.register(Mail, name="perdure.Mail")
         self.codec.register(DeadLetterRecord, name="perdure.DeadLetter")
+        self.codec.register(Terminated, name="perdure.WatchedActorEnded")
         self.busy = 0
         """Inputs queued or being committed plus activity attempts running; 0 = idle."""
         self.in_flight: set[asyncio.Task[None]] = set()
