@@ -229,6 +229,9 @@ class WorkflowRef(Generic[_AT]):
 
     @classmethod
     def _create(cls, engine: Engine, actor_type: type[_AT], actor_id: str) -> WorkflowRef[_AT]:
+        learn = getattr(engine.codec, "learn", None)  # the system's codec registers it
+        if learn is not None:
+            learn(actor_type)
         return cls(engine, actor_type, actor_id, _TOKEN)
 
     async def tell(self, message: object) -> None:

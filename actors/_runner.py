@@ -201,13 +201,12 @@ class Runner:
                         await self._handle(item, consume)
                 except Crashed as crashed:
                     _settle(ack, None)  # the input is committed; the crash is the actor's
-                    self.system._crashed(self, crashed.crash, self._take_queue())
+                    self._report(crashed.crash)
                     return
                 except Exception as error:  # the driver failed: a journal write, a bug here
                     _settle(ack, error)
                     logger.exception("actor %r failed to handle %s", self.actor_id, item)
-                    crash = Crash(source="driver", failure=failure_info(error))
-                    self.system._crashed(self, crash, self._take_queue())
+                    self._report(Crash(source="driver", failure=failure_info(error)))
                     return
                 finally:
                     self._handling = False
@@ -216,6 +215,15 @@ class Runner:
         if self.done.done():
             self._fail(self._take_queue())
             await self._bury_mail()
+
+    def _report(self, crash: Crash) -> None:
+        """Hand the crash to the supervisor, unless this runner is being stopped.
+
+        A supervisor that stopped it (to restart a group) rebuilds the actor from the
+        journal anyway, and takes its queued inputs.
+        """
+        if not self._stopping:
+            self.system._crashed(self, crash, self._take_queue())
 
     def _take_queue(self) -> list[tuple[Item, asyncio.Future[None] | None]]:
         taken = [(i, ack) for i, ack, _ in self._queue if not isinstance(i, _Drop | _Dead)]

@@ -21,7 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
+
+from journal import JournalError
 
 from ._exceptions import ErrorInfo
 from ._runner import Runner
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("actors")
 
 Queued = list[tuple[Any, "asyncio.Future[None] | None"]]
+Held = tuple[Runner, Queued, "asyncio.Future[Runner | None]"]
+"""An actor an episode stopped: its old runner, its queued inputs, the hold on it."""
 
 
 class Supervisor:
@@ -88,7 +93,7 @@ class Supervisor:
     ) -> None:
         system = self._system
         result: Runner | None = None
-        held: list[tuple[Runner, Queued, asyncio.Future[Runner | None]]] = []
+        after: list[Held] = []  # stopped with it, rebuilt after it
         escalated = False
         try:
             while True:
@@ -100,21 +105,12 @@ class Supervisor:
                     attempt = window.allow(now, policy)
                 if attempt is None:
                     outcome = await self._give_up(runner, crash, policy, queued)
-                    if outcome == "dropped":
-                        window.reset()
-                        delay = 0.0
-                    else:
+                    if outcome != "dropped":
                         escalated = outcome == "escalated"
                         return
+                    window.reset()
                 else:
-                    delay = policy.backoff.delay(attempt, self._random)
-                    _log_restart(runner, crash, attempt, policy, delay)
-                    held += await self._hold_group(runner, policy)
-                    system.busy -= 1
-                    try:
-                        await system.clock.sleep_until(now + delay)
-                    finally:
-                        system.busy += 1
+                    after += await self._back_off(runner, crash, policy, attempt, now)
                 replacement = await system._rebuild(runner, queued)
                 queued = []
                 if replacement is None:
@@ -133,11 +129,33 @@ class Supervisor:
         finally:
             system._release(runner.actor_id, gate, result)
             try:
-                await self._restart_held(held, restart=not escalated)
+                await self._restart_held(after, restart=not escalated)
                 if result is not None:
                     await self._wake_children(result)
             finally:
                 system.busy -= 1
+
+    async def _back_off(
+        self, runner: Runner, crash: Crash, policy: Supervision, attempt: int, now: float
+    ) -> list[Held]:
+        """Stop the strategy's group, wait out the backoff, rebuild the earlier siblings.
+
+        The siblings spawned before ``runner`` are rebuilt here, before it.
+
+        Returns:
+            The rest of the stopped group, to rebuild after ``runner``.
+        """
+        system = self._system
+        delay = policy.backoff.delay(attempt, self._random)
+        _log_restart(runner, crash, attempt, policy, delay)
+        before, after = await self._hold_group(runner, policy)
+        system.busy -= 1
+        try:
+            await system.clock.sleep_until(now + delay)
+        finally:
+            system.busy += 1
+        await self._restart_held(before, restart=True)
+        return after
 
     async def _wake_children(self, runner: Runner) -> None:
         """Bring back every child of a restarted actor that is not live (eagerly).
@@ -151,59 +169,65 @@ class Supervisor:
 
     async def _hold_group(
         self, runner: Runner, policy: Supervision
-    ) -> list[tuple[Runner, Queued, asyncio.Future[Runner | None]]]:
+    ) -> tuple[list[Held], list[Held]]:
         """Stop (in memory) the siblings ``policy.strategy`` restarts with ``runner``.
 
-        The children of all of them go too: reverse spawn order, children first.
+        The children of all of them go too, and ``runner``'s own: reverse spawn order,
+        children first.
+
+        Returns:
+            What was stopped of the siblings spawned before ``runner``, and the rest,
+            each in the order to rebuild them (spawn order, parents first).
         """
         system = self._system
         siblings: list[Runner] = []
-        if policy.strategy is not Strategy.ONE_FOR_ONE:
+        if policy.strategy is not Strategy.ONE_FOR_ONE and runner.parent is not None:
             siblings = sorted(
                 (
                     r
                     for r in system._runners.values()
                     if r.parent == runner.parent
                     and r is not runner
-                    and (runner.parent is not None)
                     and (
                         policy.strategy is Strategy.ONE_FOR_ALL or r.spawned_at > runner.spawned_at
                     )
                 ),
                 key=lambda r: r.spawned_at,
             )
-        held: list[tuple[Runner, Queued, asyncio.Future[Runner | None]]] = []
+        before: list[Held] = []
+        after: list[Held] = []
         for sibling in reversed(siblings):
-            held += await self._hold_tree(sibling)
+            stopped = await self._hold_tree(sibling)
+            if sibling.spawned_at < runner.spawned_at:
+                before[:0] = stopped
+            else:
+                after[:0] = stopped
         for child in reversed(self._live_children(runner.actor_id)):
-            held += await self._hold_tree(child)
-        return held
+            after[:0] = await self._hold_tree(child)
+        return before, after
 
     def _live_children(self, actor_id: str) -> list[Runner]:
         children = [r for r in self._system._runners.values() if r.parent == actor_id]
         return sorted(children, key=lambda r: r.spawned_at)
 
-    async def _hold_tree(
-        self, runner: Runner
-    ) -> list[tuple[Runner, Queued, asyncio.Future[Runner | None]]]:
-        """Stop ``runner``'s live subtree in memory, children first; hold each actor."""
-        held: list[tuple[Runner, Queued, asyncio.Future[Runner | None]]] = []
+    async def _hold_tree(self, runner: Runner) -> list[Held]:
+        """Stop ``runner``'s live subtree in memory, children first; hold each actor.
+
+        Returns:
+            What was stopped, in the order to rebuild it: parents first, spawn order.
+        """
+        held: list[Held] = []
         for child in reversed(self._live_children(runner.actor_id)):
-            held += await self._hold_tree(child)
+            held[:0] = await self._hold_tree(child)
         halted = await self._system._halt(runner)
         if halted is not None:
-            held.append((runner, *halted))
+            held.insert(0, (runner, *halted))
         return held
 
-    async def _restart_held(
-        self,
-        held: list[tuple[Runner, Queued, asyncio.Future[Runner | None]]],
-        *,
-        restart: bool,
-    ) -> None:
-        """Rebuild the actors an episode stopped, parents before children."""
+    async def _restart_held(self, held: list[Held], *, restart: bool) -> None:
+        """Rebuild (or, after an escalation, just release) the actors an episode stopped."""
         system = self._system
-        for runner, queued, gate in reversed(held):
+        for runner, queued, gate in held:
             replacement: Runner | None = None
             try:
                 if restart:
@@ -246,7 +270,8 @@ class Supervisor:
                 cause,
                 extra={"actor_id": actor_id, "message_key": crash.key, "error": cause},
             )
-            await runner.drop_message(crash, reason)
+            if not await _recorded(runner.drop_message(crash, reason), actor_id):
+                return "failed"
             return "dropped"
         runner.add_mail(system._early_mail.pop(actor_id, []))
         if runner.parent is None or policy.restart is RestartType.TEMPORARY:
@@ -257,7 +282,7 @@ class Supervisor:
                 extra={"actor_id": actor_id, "error": cause},
             )
             runner._fail(queued)
-            await runner.give_up(crash.failure)
+            await _recorded(runner.give_up(crash.failure), actor_id)
             return "failed"
         parent = runner.parent
         escalation = ErrorInfo(
@@ -280,8 +305,28 @@ class Supervisor:
             runner._fail(queued)
             return "escalated"
         runner._fail(queued)
-        await runner.give_up(crash.failure)  # the parent has ended: nobody to escalate to
+        await _recorded(runner.give_up(crash.failure), actor_id)  # no parent to escalate to
         return "failed"
+
+
+async def _recorded(commit: Coroutine[Any, Any, None], actor_id: str) -> bool:
+    """Await a supervisor's commit; if the journal refuses it, say so and go on.
+
+    The actor then stays down until something activates it again: it is rebuilt from
+    its journal, which does not hold the decision, and crashes again.
+    """
+    try:
+        await commit
+    except JournalError as error:
+        logger.error(  # noqa: TRY400 - the error says it all
+            "actor %r: could not record the supervisor's decision (%s); it stays down "
+            "until it is activated again",
+            actor_id,
+            error,
+            extra={"actor_id": actor_id, "error": str(error)},
+        )
+        return False
+    return True
 
 
 def _log_restart(

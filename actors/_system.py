@@ -102,7 +102,7 @@ class ActorSystem(Hosting):
         self.journal = journal
         self.snapshots = snapshots
         self.clock: Clock = clock or SystemClock()
-        self.codec = Codec(converter, payload_codec=codec)
+        self.codec = _SystemCodec(self, converter, payload_codec=codec)
         for event_type in ALL_EVENTS:
             self.codec.register(event_type, name=f"perdure.{event_type.__name__}")
         self.codec.register(StreamMeta, name="perdure.StreamMeta")
@@ -336,6 +336,23 @@ class ActorSystem(Hosting):
         if not self._running:
             msg = "the ActorSystem is not running: use it inside `async with system`"
             raise ActorError(msg)
+
+
+class _SystemCodec(Codec):
+    """The system's codec, which also learns the actor types workflow code names.
+
+    ``ctx.get(T, id)`` and ``ctx.spawn(T, ...)`` register ``T`` (and the types in its
+    signatures) here, as ``system.get`` and ``system.spawn`` do, so a child or a
+    message can be created and encoded without listing every type up front.
+    """
+
+    def __init__(self, system: ActorSystem, converter: Any, payload_codec: PayloadCodec | None):
+        super().__init__(converter, payload_codec=payload_codec)
+        self._system = system
+
+    def learn(self, cls: type[Actor]) -> None:
+        """Register actor type ``cls`` with the system."""
+        self._system.register(cls)
 
 
 class SystemOptions(TypedDict, total=False):

@@ -1,0 +1,494 @@
+"""Supervision: crashes restart actors from their journal, per their supervisor's policy.
+
+Each test builds a small tree, makes chosen actors crash (an exception escaping
+workflow code), and checks what the supervisors did: which actors restarted and in
+which order (read from the ``actors`` log, whose records carry structured fields),
+what state they came back with, and what became of the tree when a budget ran out.
+The virtual clock makes every backoff take no real time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pytest
+
+from actors import (
+    Actor,
+    ActorFailed,
+    ActorSystem,
+    Backoff,
+    Context,
+    OnPoison,
+    RestartType,
+    Status,
+    Strategy,
+    Supervision,
+    Terminated,
+    WorkflowRef,
+    handler,
+    query,
+    signal,
+)
+
+from ._support import Stores, settle, until
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+crashes_left: dict[str, int] = {}
+"""Per worker id: how many more handler turns crash (process memory, not state)."""
+
+effects: list[str] = []
+"""Side effects of activities, in the order they ran."""
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    crashes_left.clear()
+    effects.clear()
+
+
+@attrs.frozen
+class Work:
+    n: int
+
+
+@attrs.frozen
+class Fault:
+    text: str
+
+
+def record(text: str) -> str:
+    effects.append(text)
+    return text
+
+
+class Worker(Actor, name="sup.Worker"):
+    """Counts work; a turn crashes while ``crashes_left`` says so (a transient fault)."""
+
+    total: int = 0
+    seen: list[int] = attrs.Factory(list)
+
+    @handler
+    async def work(self, ctx: Context, msg: Work) -> int:
+        self.seen.append(msg.n)  # rolled back if the turn crashes
+        await ctx.activity(record, f"{ctx.actor_id} work {msg.n}")
+        if crashes_left.get(ctx.actor_id, 0) > 0:
+            crashes_left[ctx.actor_id] -= 1
+            msg_text = f"{ctx.actor_id} hiccup"
+            raise RuntimeError(msg_text)
+        self.total += msg.n
+        return self.total
+
+    @handler
+    async def fault(self, ctx: Context, msg: Fault) -> None:
+        raise ValueError(msg.text)
+
+    @signal
+    def add(self, n: int) -> None:
+        self.total += n
+
+    @query
+    def state(self) -> tuple[int, list[int]]:
+        return self.total, list(self.seen)
+
+
+class Team(Actor, name="sup.Team"):
+    """A supervisor: spawns workers with one policy, forwards work, lives on messages."""
+
+    members: list[str] = attrs.Factory(list)
+
+    @handler
+    async def hire(self, ctx: Context, msg: Hire) -> list[str]:
+        for worker_id in msg.ids:
+            await ctx.spawn(Worker, worker_id, supervision=msg.policy)
+            self.members.append(worker_id)
+        return list(self.members)
+
+    @handler
+    async def forward(self, ctx: Context, msg: Forward) -> int:
+        result: int = await ctx.get(Worker, msg.to).ask(Work(msg.n))
+        return result
+
+
+@attrs.frozen
+class Hire:
+    ids: tuple[str, ...]
+    policy: Supervision | None = None
+
+
+@attrs.frozen
+class Forward:
+    to: str
+    n: int
+
+
+class Failing(Actor, name="sup.Failing"):
+    """A workflow whose run raises after a step: a deterministic bug."""
+
+    async def run(self, ctx: Context) -> str:
+        await ctx.activity(record, f"{ctx.actor_id} step")
+        msg = "the ledger does not balance"
+        raise ArithmeticError(msg)
+
+
+class Steady(Actor, name="sup.Steady"):
+    """A workflow that sleeps, then returns."""
+
+    async def run(self, ctx: Context, value: int) -> int:
+        await ctx.sleep(10)
+        return value
+
+
+class Root(Actor, name="sup.Root"):
+    """A workflow with children: waits for each child's result."""
+
+    results: list[str] = attrs.Factory(list)
+
+    async def run(self, ctx: Context, policy: Supervision | None) -> list[str]:
+        good = await ctx.spawn(Steady, "good", 7, supervision=policy)
+        bad = await ctx.spawn(Failing, "bad", supervision=policy)
+        for child in (good, bad):
+            try:
+                self.results.append(f"{child.actor_id}={await child.result()}")
+            except ActorFailed as error:
+                self.results.append(f"{child.actor_id} failed: {error.error_message}")
+        return self.results
+
+
+class Log(logging.Handler):
+    """The ``actors`` log, each record stamped with the virtual time it was made at."""
+
+    def __init__(self, stores: Stores) -> None:
+        super().__init__(logging.DEBUG)
+        self.stores = stores
+        self.records: list[tuple[float, logging.LogRecord]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((self.stores.clock.now(), record))
+
+    def restarts(self) -> list[str]:
+        """The actors restarted, in order (one entry per rebuild)."""
+        return [
+            r.actor_id  # type: ignore[attr-defined]
+            for _, r in self.records
+            if r.getMessage().startswith(f"actor {r.actor_id!r} restarted")  # type: ignore[attr-defined]
+        ]
+
+    def crashes(self) -> list[dict[str, Any]]:
+        """The structured fields of each crash-and-restart record."""
+        fields = ("actor_id", "error", "source", "attempt", "delay")
+        return [
+            {name: getattr(r, name) for name in fields}
+            for _, r in self.records
+            if r.levelno == logging.WARNING and hasattr(r, "attempt")
+        ]
+
+
+@pytest.fixture
+def log(stores: Stores) -> Iterator[Log]:
+    handler = Log(stores)
+    logger = logging.getLogger("actors")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def fast(**options: Any) -> Supervision:
+    return Supervision(backoff=Backoff(initial=0.5, max=4.0, jitter=0.0), **options)
+
+
+# Handler turns: rollback, retry, poison messages --------------------------------------
+
+
+async def test_a_crashed_handler_turn_is_rolled_back_and_the_message_handled_again(
+    system: ActorSystem, log: Log
+) -> None:
+    worker = system.get(Worker, "w")
+    crashes_left["w"] = 2  # a transient fault: the third try succeeds
+
+    assert await worker.ask(Work(5)) == 5
+
+    assert await worker.query(Worker.state) == (5, [5])  # the crashed turns left nothing
+    assert effects == ["w work 5"] * 3  # the retried turn ran its activity anew
+    assert [c["attempt"] for c in log.crashes()] == [1, 2]
+    assert {c["source"] for c in log.crashes()} == {"handler"}
+    assert await system.dead_letters() == []
+
+
+async def test_a_signal_applied_during_a_turn_that_crashes_is_kept(
+    stores: Stores, log: Log
+) -> None:
+    class Slow(Actor, name="sup.Slow"):
+        total: int = 0
+        log: list[str] = attrs.Factory(list)
+
+        @handler
+        async def work(self, ctx: Context, msg: Work) -> int:
+            self.log.append(f"start {msg.n}")
+            await ctx.sleep(5)  # a signal arrives meanwhile
+            if crashes_left.get(ctx.actor_id, 0) > 0:
+                crashes_left[ctx.actor_id] -= 1
+                text = "hiccup"
+                raise RuntimeError(text)
+            self.total += msg.n
+            return self.total
+
+        @signal
+        def add(self, n: int) -> None:
+            self.total += n
+            self.log.append(f"signal {n}")
+
+        @query
+        def state(self) -> tuple[int, list[str]]:
+            return self.total, list(self.log)
+
+    crashes_left["s"] = 1
+    async with stores.system(Slow) as system:
+        ref = system.get(Slow, "s")
+        await ref.tell(Work(10))
+        await settle(system)
+        await ref.signal(Slow.add, 100)
+
+        assert await ref.ask(Work(1)) == 111
+
+        total, entries = await ref.query(Slow.state)
+        assert total == 111
+        assert entries == ["signal 100", "start 10", "start 1"]
+
+
+async def test_a_poison_message_goes_to_dead_letters_and_the_actor_goes_on(
+    stores: Stores, log: Log
+) -> None:
+    async with stores.system(supervision=fast(max_restarts=2)) as system:
+        worker = system.get(Worker, "w")
+        await worker.ask(Work(1))
+
+        with pytest.raises(ActorFailed) as failed:
+            await worker.ask(Fault("bad input"))
+
+        assert (failed.value.type, failed.value.error_message) == ("ValueError", "bad input")
+        assert await worker.ask(Work(2)) == 3
+        [letter] = await system.dead_letters()
+        assert letter.message == Fault("bad input")
+        assert "more than 2 times" in letter.reason
+        assert [c["attempt"] for c in log.crashes()] == [1, 2]
+        assert [c["delay"] for c in log.crashes()] == [0.5, 1.0]
+    async with stores.system(Worker) as system:  # dropped for good: not retried
+        assert await system.get(Worker, "w").query(Worker.state) == (3, [1, 2])
+
+
+async def test_on_poison_fail_fails_a_top_level_actor_instead(stores: Stores) -> None:
+    async with stores.system(supervision=fast(max_restarts=1, on_poison=OnPoison.FAIL)) as system:
+        worker = system.get(Worker, "w")
+        await worker.ask(Work(0))
+        await worker.tell(Fault("bad input"))
+        await worker.tell(Work(1))
+
+        with pytest.raises(ActorFailed, match="bad input"):
+            await worker.result()
+        assert await worker.status() is Status.FAILED
+        letters = await system.dead_letters()
+        assert [letter.message for letter in letters] == [Work(1)]  # left in its mailbox
+
+
+async def _ended(ref: Any) -> bool:
+    status: Status = await ref.status()
+    return status.ended
+
+
+# Crashes in run: replay to the same point, then give up -------------------------------
+
+
+async def test_a_crash_in_run_recurs_until_the_budget_is_spent_then_the_actor_fails(
+    stores: Stores, log: Log
+) -> None:
+    async with stores.system(supervision=fast(max_restarts=3)) as system:
+        ref = await system.spawn(Failing, "f")
+
+        with pytest.raises(ActorFailed) as failed:
+            await ref.result()
+
+        assert failed.value.type == "ArithmeticError"
+        assert await ref.status() is Status.FAILED
+        assert effects == ["f step"]  # replay never ran the completed step again
+        crashes = log.crashes()
+        assert [(c["actor_id"], c["attempt"], c["source"]) for c in crashes] == [
+            ("f", 1, "run"),
+            ("f", 2, "run"),
+            ("f", 3, "run"),
+        ]
+        assert [c["delay"] for c in crashes] == [0.5, 1.0, 2.0]
+        assert "ArithmeticError: the ledger does not balance" in crashes[0]["error"]
+    async with stores.system(Failing) as system:  # durably failed: nothing runs again
+        with pytest.raises(ActorFailed, match="does not balance"):
+            await system.get(Failing, "f").result()
+    assert effects == ["f step"]
+
+
+async def test_backoff_doubles_up_to_its_cap_and_jitter_stays_within_its_fraction() -> None:
+    import random  # noqa: PLC0415 - only this test draws
+
+    backoff = Backoff(initial=0.1, max=0.5, jitter=0.2)
+    rng = random.Random(7)
+    for attempt, base in enumerate([0.1, 0.2, 0.4, 0.5, 0.5], start=1):
+        delay = backoff.delay(attempt, rng)
+        assert base * 0.8 <= delay <= base * 1.2
+    exact = Backoff(initial=0.1, max=0.5, jitter=0.0)
+    assert [exact.delay(n, rng) for n in (1, 2, 3, 4)] == [0.1, 0.2, 0.4, 0.5]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"max_restarts": -1}, {"period": -1.0}],
+)
+def test_a_bad_supervision_policy_is_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="negative"):
+        Supervision(**options)
+    with pytest.raises(ValueError, match="jitter"):
+        Backoff(jitter=2.0)
+
+
+# Trees: children, results, watching, stopping -----------------------------------------
+
+
+async def test_a_temporary_child_fails_at_its_first_crash_and_its_parent_gets_the_error(
+    stores: Stores, log: Log
+) -> None:
+    async with stores.system() as system:
+        root = await system.spawn(Root, "root", fast(restart=RestartType.TEMPORARY))
+
+        assert await root.result() == ["good=7", "bad failed: the ledger does not balance"]
+        assert log.crashes() == []  # never restarted
+        assert await system.get(Failing, "bad").status() is Status.FAILED
+
+
+async def test_a_child_past_its_budget_escalates_until_the_root_gives_up(
+    stores: Stores, log: Log
+) -> None:
+    async with stores.system(supervision=fast(max_restarts=1)) as system:
+        root = await system.spawn(Root, "root", fast(max_restarts=2))
+
+        with pytest.raises(ActorFailed) as failed:
+            await root.result()
+
+        assert failed.value.type == "actors.ChildFailed"
+        assert [info.type for info in failed.value.failure] == [
+            "actors.ChildFailed",
+            "ArithmeticError",
+        ]
+        restarted = [(c["actor_id"], c["attempt"]) for c in log.crashes()]
+        # bad: 2 restarts, then root restarts (a fresh budget for its children), bad
+        # crashes twice more, and the root's own budget (1) is spent.
+        assert restarted == [("bad", 1), ("bad", 2), ("root", 1), ("bad", 1), ("bad", 2)]
+        assert await system.get(Failing, "bad").status() is Status.TERMINATED
+        assert await system.get(Steady, "good").status() is Status.TERMINATED
+        assert effects == ["bad step"]  # no restart re-ran a completed activity
+
+
+class Watcher(Actor, name="sup.Watcher"):
+    """Watches a child and reports how it ended."""
+
+    async def run(self, ctx: Context, fail: bool) -> str:
+        child: WorkflowRef[Actor]
+        if fail:
+            child = await ctx.spawn(Failing, "w-child", supervision=fast(max_restarts=0))
+        else:
+            child = await ctx.spawn(Steady, "w-child", 3)
+        ctx.watch(child)
+        ended = await ctx.receive(Terminated)
+        late = ctx.get(Steady, "w-child")
+        ctx.watch(late)  # already ended: the notice comes at once
+        again = await ctx.receive(Terminated)
+        return f"{ended.actor_id} {ended.status} {ended.reason!r} / {again.status}"
+
+
+@pytest.mark.parametrize(
+    ("fail", "expected"),
+    [
+        (False, "w-child completed '' / completed"),
+        (True, "w-child failed 'the ledger does not balance' / failed"),
+    ],
+)
+async def test_watch_delivers_terminated_when_the_watched_actor_ends(
+    stores: Stores, fail: bool, expected: str
+) -> None:
+    async with stores.system() as system:
+        ref = await system.spawn(Watcher, "watcher", fail)
+        if fail:  # the child fails at its first crash; escalation fails its parent...
+            with pytest.raises(ActorFailed, match="ChildFailed"):
+                await ref.result()
+            return
+        assert await ref.result() == expected
+
+
+async def test_a_childs_result_is_replayed_after_the_parent_restarts(stores: Stores) -> None:
+    async with stores.system() as system:
+        await system.spawn(Root, "root", fast(restart=RestartType.TEMPORARY))
+        await settle(system)  # root waits for good's result; good sleeps
+        assert await system.get(Steady, "good").status() is Status.RUNNING
+    async with stores.system(Root, Steady, Failing) as system:
+        root = system.get(Root, "root")
+        assert await root.result() == ["good=7", "bad failed: the ledger does not balance"]
+    watches = [m for m in await stores.journal.pending("good") if m.key.startswith("act:root")]
+    assert watches == []  # the watch was answered (consumed), not left waiting
+    assert effects == ["bad step"]
+
+
+class Parent(Actor, name="sup.Parent"):
+    async def run(self, ctx: Context) -> str:
+        for name in ("c1", "c2", "c3"):
+            await ctx.spawn(Steady, name, 1)
+        await ctx.sleep(1)
+        return "done before the children"
+
+
+async def test_a_parent_that_ends_stops_its_children(stores: Stores) -> None:
+    async with stores.system() as system:
+        parent = await system.spawn(Parent, "p")
+
+        assert await parent.result() == "done before the children"
+
+        for name in ("c1", "c2", "c3"):
+            child = system.get(Steady, name)
+            await until(lambda c=child: _ended(c), f"{name} stopped")  # type: ignore[misc]
+            assert await child.status() is Status.TERMINATED
+            with pytest.raises(ActorFailed, match="terminated"):
+                await child.result()
+
+
+# Strategies -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("strategy", "restarted"),
+    [
+        (Strategy.ONE_FOR_ONE, ["b"]),
+        (Strategy.ONE_FOR_ALL, ["a", "b", "c"]),
+        (Strategy.REST_FOR_ONE, ["b", "c"]),
+    ],
+)
+async def test_each_strategy_restarts_its_siblings_in_spawn_order(
+    stores: Stores, log: Log, strategy: Strategy, restarted: list[str]
+) -> None:
+    async with stores.system() as system:
+        team = system.get(Team, "team")
+        await team.ask(Hire(("a", "b", "c"), fast(strategy=strategy)))
+        for worker_id in ("a", "b", "c"):
+            await team.ask(Forward(worker_id, 1))
+        crashes_left["b"] = 1
+
+        assert await team.ask(Forward("b", 10)) == 11
+
+        assert log.restarts() == restarted
+        for worker_id, total in (("a", 1), ("b", 11), ("c", 1)):
+            state = await system.get(Worker, worker_id).query(Worker.state)
+            assert state[0] == total  # nothing committed was lost by the restarts
