@@ -26,6 +26,7 @@ from ._exceptions import ActorTerminated as ActorTerminated
 from ._exceptions import ActorTypeError as ActorTypeError
 from ._exceptions import ErrorInfo as ErrorInfo
 from ._exceptions import NondeterminismError as NondeterminismError
+from ._exceptions import Rejected as Rejected
 from ._exceptions import WorkflowLivelockError as WorkflowLivelockError
 from ._exceptions import WorkflowSandboxError as WorkflowSandboxError
 from ._ref import ActorRef as ActorRef
@@ -59,6 +60,7 @@ __all__ = [
     "ErrorInfo",
     "NondeterminismError",
     "OnPoison",
+    "Rejected",
     "RestartType",
     "Retry",
     "Status",

@@ -156,6 +156,16 @@ class ActorTerminated(ActorFailed):
         return f"actor {self.actor_id!r} was terminated"
 
 
+class Rejected(ActorError):
+    """Raise it (or a subclass) from workflow code to fail on purpose, not crash.
+
+    From a handler: the asker gets ``ActorFailed`` with this error at once, the
+    handler's changes stay, and the actor takes its next message (no restart, no
+    rollback). From ``run``: the actor fails at once (no restart). Any other exception
+    is a crash, which the supervisor handles (restart, rollback, dead letters).
+    """
+
+
 def actor_failed(actor_id: str, failure: Sequence[ErrorInfo]) -> ActorFailed:
     """The exception a failure reply about ``actor_id`` means.
 

@@ -178,7 +178,11 @@ class Hosting:
             return
         # Not live yet: keep the messages, in commit order, for when its mailbox opens.
         self._early_mail.setdefault(actor_id, []).extend(messages)
-        if runner is None and actor_id not in self._activating and self._running:
+        if runner is None and actor_id not in self._activating:
+            self._activate_later(actor_id)
+
+    def _activate_later(self, actor_id: str) -> None:
+        if self._running:
             self.busy += 1
             self._drivers.start(self._activate_in_background(actor_id))
 
@@ -236,8 +240,10 @@ class Hosting:
         if self._activating.get(actor_id) is gate:
             del self._activating[actor_id]
         episode = self._activating.get(actor_id)
-        if runner is None and episode is None:
-            self._early_mail.pop(actor_id, None)  # it stays in the inbox, nothing is lost
+        if runner is None and episode is None and self._early_mail.pop(actor_id, []):
+            # Mail came while it was held (it stays in the inbox): whatever it is now
+            # (ended, or startable again), an activation deals with it.
+            self._activate_later(actor_id)
         if gate.done():
             return
         if runner is None and episode is not None:  # waiters follow the episode

@@ -26,7 +26,7 @@ from ._events import (
     SignalSent,
     WatchSent,
 )
-from ._exceptions import actor_failed
+from ._exceptions import Rejected, actor_failed
 from ._failures import failure_info
 from ._supervision import Crash, Supervision
 
@@ -110,6 +110,8 @@ class Mailbox:
             reply = Replied(
                 key=event.key, result=engine.codec.encode(value), reply_to=event.reply_to
             )
+        except Rejected as error:  # a deliberate failure: it answers the sender
+            reply = Replied(key=event.key, failure=failure_info(error), reply_to=event.reply_to)
         except Exception as error:  # noqa: BLE001 - a crash: the supervisor decides
             engine.crashed(
                 Crash(

@@ -68,7 +68,7 @@ from ._events import (
     describe,
     same_command,
 )
-from ._exceptions import ActivityError, NondeterminismError
+from ._exceptions import ActivityError, NondeterminismError, Rejected
 from ._failures import failure_info
 from ._loop import DeterministicLoop
 from ._messages import Mailbox
@@ -371,6 +371,8 @@ class Engine:
                 )
             except CodecError as encode_error:  # bad arguments fail the run
                 self._finish(Failed(failure=failure_info(encode_error)))
+        elif isinstance(error, Rejected):  # a deliberate failure: no restart
+            self._finish(Failed(failure=failure_info(error)))
         elif error is not None:
             self.crashed(Crash(source="run", failure=failure_info(error)))
         else:

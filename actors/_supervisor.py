@@ -260,8 +260,8 @@ class Supervisor:
             and policy.restart is not RestartType.TEMPORARY
         ):
             reason = (
-                f"its handler crashed actor {actor_id!r} more than {policy.max_restarts} "
-                f"times within {policy.period:g} s: {cause}"
+                f"actor {actor_id!r} crashed more than {policy.max_restarts} times within "
+                f"{policy.period:g} s, the last time handling this message: {cause}"
             )
             logger.error(
                 "actor %r: message %r goes to dead letters (%s)",

@@ -10,7 +10,7 @@ import asyncio
 
 import attrs
 
-from actors import Actor, ActorFailed, ActorSystem, Context, handler, query
+from actors import Actor, ActorFailed, ActorSystem, Context, Rejected, handler, query
 
 
 @attrs.frozen
@@ -35,7 +35,7 @@ class Account(Actor, name="bank.Account"):
     @handler
     async def transfer(self, ctx: Context, msg: Transfer) -> int:
         if msg.amount > self.balance:
-            raise ValueError("insufficient funds")  # the asker gets ActorFailed
+            raise Rejected("insufficient funds")  # the asker gets ActorFailed; no crash
         self.balance -= msg.amount
         balance: int = await ctx.get(Account, msg.to).ask(Deposit(msg.amount))  # journaled
         return balance

@@ -44,3 +44,19 @@ def test_the_bank_example_transfers_and_does_not_redo_messages_it_took(tmp_path:
     again = run([str(ROOT / "examples" / "bank.py")], tmp_path)
     assert "alice: 6" in again  # deposit-1 and transfer-1 were taken once, ever
     assert "bob: 4" in again
+
+
+def test_the_supervision_example_heals_a_crash_sets_aside_a_poison_message(
+    tmp_path: Path,
+) -> None:
+    first = run([str(ROOT / "examples" / "supervision.py")], tmp_path)
+    assert "1. stock after reserving 2: 8" in first
+    assert "state: (8, ['widget'])" in first  # the crashed turn left no trace
+    assert "2. poison message refused: negative quantity -1" in first
+    assert "dead letters: [Reserve(sku='gadget', qty=-1)]" in first
+    assert "stock after reserving 1: 7" in first
+    assert "large payment failed: card declined for 500" in first
+    assert "watch: pay-large failed" in first
+    again = run([str(ROOT / "examples" / "supervision.py")], tmp_path)
+    assert "1. stock after reserving 2: 8" in again  # the same id: the first reply
+    assert "3. ['paid 20'" in again

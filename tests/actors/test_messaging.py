@@ -265,7 +265,7 @@ async def test_a_raising_handler_is_rolled_back_retried_then_dead_lettered_and_t
     assert await ledger.status() is Status.IDLE
     [letter] = await system.dead_letters()
     assert letter.message == Boom(text="the vault is closed")
-    assert "crashed actor 'l' more than 3 times" in letter.reason
+    assert "actor 'l' crashed more than 3 times" in letter.reason
 
 
 # Idempotent send ---------------------------------------------------------------------

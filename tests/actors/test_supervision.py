@@ -23,6 +23,7 @@ from actors import (
     Backoff,
     Context,
     OnPoison,
+    Rejected,
     RestartType,
     Status,
     Strategy,
@@ -492,3 +493,67 @@ async def test_each_strategy_restarts_its_siblings_in_spawn_order(
         for worker_id, total in (("a", 1), ("b", 11), ("c", 1)):
             state = await system.get(Worker, worker_id).query(Worker.state)
             assert state[0] == total  # nothing committed was lost by the restarts
+
+
+# Rejected: failing on purpose is not a crash -----------------------------------------
+
+
+class Strict(Actor, name="sup.Strict"):
+    balance: int = 0
+    refusals: int = 0
+
+    @handler
+    async def withdraw(self, ctx: Context, msg: Work) -> int:
+        if msg.n > self.balance:
+            self.refusals += 1  # kept: a rejection is a normal end of the turn
+            text = f"cannot withdraw {msg.n} from {self.balance}"
+            raise InsufficientFundsError(text)
+        self.balance -= msg.n
+        return self.balance
+
+    @signal
+    def fund(self, n: int) -> None:
+        self.balance += n
+
+    @query
+    def state(self) -> tuple[int, int]:
+        return self.balance, self.refusals
+
+
+class InsufficientFundsError(Rejected):
+    pass
+
+
+class Refuser(Actor, name="sup.Refuser"):
+    async def run(self, ctx: Context) -> str:
+        await ctx.activity(record, "refuser step")
+        text = "the order was cancelled by the customer"
+        raise Rejected(text)
+
+
+async def test_a_rejection_from_a_handler_answers_at_once_without_a_restart(
+    system: ActorSystem, log: Log
+) -> None:
+    account = system.get(Strict, "acct")
+    assert await account.ask(Work(0)) == 0  # creates it
+    await account.signal(Strict.fund, 5)
+
+    with pytest.raises(ActorFailed) as failed:
+        await account.ask(Work(9))
+
+    assert failed.value.type.endswith("InsufficientFundsError")
+    assert failed.value.error_message == "cannot withdraw 9 from 5"
+    assert await account.ask(Work(2)) == 3
+    assert await account.query(Strict.state) == (3, 1)
+    assert log.crashes() == []
+    assert await system.dead_letters() == []
+
+
+async def test_a_rejection_from_run_fails_the_actor_at_once(system: ActorSystem, log: Log) -> None:
+    ref = await system.spawn(Refuser, "r")
+
+    with pytest.raises(ActorFailed, match="cancelled by the customer"):
+        await ref.result()
+
+    assert log.crashes() == []
+    assert effects == ["refuser step"]
