@@ -33,3 +33,16 @@ def kill_in_rounds(tmp_path: Path, run_round: RunRound, kills: int, per_round: i
         round_dir.mkdir()
         made += run_round(round_dir, rng, per_round)
     return made
+
+
+def start_module(module: str, db: Path, ledger: Path, generation: int) -> subprocess.Popen[bytes]:
+    """Start ``python -m module DB LEDGER GENERATION`` from the repository's root.
+
+    For a test module that is its own worker (its package's relative imports work).
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", module, str(db), str(ledger), str(generation)],
+        cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
