@@ -27,7 +27,7 @@ from snapshots import SnapshotStore
 
 from ._actor import Actor
 from ._clock import Clock
-from ._events import ContinuedAsNew, Mail, Started
+from ._events import Mail, Started
 from ._exceptions import ActorError, ActorNotFoundError, ActorTypeError, NondeterminismError
 from ._mail import DEAD_LETTERS, SPAWN_KEY
 from ._recovery import (
@@ -294,6 +294,7 @@ class Hosting:
                     parent=spawn.parent,
                     supervision=spawn.supervision,
                     spawned_at=spawn.spawned_at,
+                    args=spawn.body,
                 )
                 if isinstance(spawn, Mail)
                 else None,
@@ -381,12 +382,13 @@ class Hosting:
                 return runner
             self._supervisor.crashed(runner, engine.crash, list(queued))
             return None
-        if engine.ended and not isinstance(engine.outcome, ContinuedAsNew):
+        again = runner.successor() if engine.ended else None
+        if engine.ended and again is None:
             runner._fail(list(queued))
             await runner._bury_mail()
             return None
-        if isinstance(engine.outcome, ContinuedAsNew):  # the next run never started
-            runner.submit(await runner.next_run(engine.outcome))
+        if again is not None:  # the next run never started
+            runner.submit(await runner.next_run(again))
         self._launch(runner, queued)
         return runner
 
@@ -425,6 +427,7 @@ class Hosting:
             parent=runner.parent,
             supervision=runner.supervision,
             spawned_at=runner.spawned_at,
+            args=runner.spawn_args,
         )
         return await self._recover(
             runner.actor_id, cls, meta, queued, mail=pending, supervise=supervise

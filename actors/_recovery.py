@@ -27,6 +27,7 @@ from ._events import (
     MessageDropped,
     MessageReceived,
     SignalReceived,
+    Started,
     TurnAborted,
 )
 from ._replay import Engine, split_activations
@@ -51,6 +52,8 @@ class StreamMeta:
     """Its parent's policy for it (None: the default; for top-level actors the root's)."""
     spawned_at: int = 0
     """The parent's command number that spawned it: orders siblings."""
+    args: bytes | None = None
+    """Its spawn arguments, kept for a ``PERMANENT`` child's next run."""
 
 
 @attrs.frozen(kw_only=True)
@@ -225,6 +228,16 @@ async def rebuild(
     for at, event, commands in activations:
         if isinstance(engine.outcome, ContinuedAsNew):
             engine = engine_from(actor_id, successor_snapshot(engine, engine.outcome), codec)
+        elif isinstance(event, Started) and event.run > engine.run:  # a permanent restart
+            engine = Engine(
+                actor_id=actor_id,
+                actor=cls(),
+                codec=codec,
+                run=event.run,
+                next_cmd=engine.next_cmd,
+                now=engine.now,
+                children=engine.children,
+            )
         if isinstance(event, INPUTS):
             engine.activate(event, seq=at, recorded=commands)
         else:

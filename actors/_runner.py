@@ -57,7 +57,7 @@ from ._mail import dead_letter, ended_notice, failure_reply, outgoing, reply_to,
 from ._recovery import StreamMeta, engine_from, successor_snapshot
 from ._replay import Engine, Outcome
 from ._status import Status
-from ._supervision import Crash, Supervision
+from ._supervision import Crash, RestartType, Supervision
 
 if TYPE_CHECKING:
     from ._system import ActorSystem
@@ -131,6 +131,8 @@ class Runner:
         """The parent's policy for this actor (None: the default)."""
         self.spawned_at = 0
         """The parent's command that spawned it (orders siblings)."""
+        self.spawn_args: bytes | None = None
+        """Its spawn arguments (for a ``PERMANENT`` actor's next run)."""
         self.retry: deque[MessageReceived] = deque()
         """Messages whose turns were rolled back: handled again before the mailbox."""
         self.driver: asyncio.Task[None] | None = None
@@ -368,13 +370,15 @@ class Runner:
         if engine.crash is not None:
             await self._commit_crash(item, commands, consume)
             raise Crashed(engine.crash)
+        again = self.successor()
+        status = self.status if again is None else Status.RUNNING
         await self._commit(
-            [item, *commands], commands=commands, fired=item, consume=consume, status=self.status
+            [item, *commands], commands=commands, fired=item, consume=consume, status=status
         )
         self._act(commands)
         outcome = engine.outcome
-        if isinstance(outcome, ContinuedAsNew):
-            await self._continue_as_new(outcome)
+        if again is not None:
+            await self._continue_as_new(again)
         elif outcome is not None:
             self._finish()
         elif (
@@ -503,6 +507,7 @@ class Runner:
         self.parent = meta.parent
         self.supervision = meta.supervision
         self.spawned_at = meta.spawned_at
+        self.spawn_args = meta.args
 
     async def take_stop(self, key: str) -> None:
         """Terminate the actor on the stop request ``key`` (its parent ended)."""
@@ -574,6 +579,34 @@ class Runner:
         if not self.done.done():
             self.done.set_result((self.status, self.engine.outcome))
         self.system._finished(self)
+
+    def successor(self) -> ContinuedAsNew | None:
+        """How the next run starts, if the run just ended and another one follows.
+
+        After continue-as-new, from its arguments and state; after a ``PERMANENT``
+        actor's run completed or was cancelled, from its spawn arguments and a fresh
+        state.
+        """
+        outcome = self.engine.outcome
+        if isinstance(outcome, ContinuedAsNew):
+            return outcome
+        policy = self.supervision
+        if (
+            policy is not None
+            and policy.restart is RestartType.PERMANENT
+            and isinstance(outcome, Completed | Cancelled)
+            and not self.engine.terminated
+            and self.spawn_args is not None
+        ):
+            logger.info(
+                "permanent actor %r ended (%s); starting a new run",
+                self.actor_id,
+                type(outcome).__name__.lower(),
+                extra={"actor_id": self.actor_id},
+            )
+            fresh = self.system.codec.encode(type(self.engine.actor)())
+            return ContinuedAsNew(args=self.spawn_args, state=fresh)
+        return None
 
     async def next_run(self, outcome: ContinuedAsNew) -> Started:
         """Snapshot the state the next run starts from, switch to its engine.

@@ -39,6 +39,10 @@ class RestartType(enum.Enum):
     ends normally (completes, is cancelled or terminated) stays ended."""
     TEMPORARY = "temporary"
     """Never restarted: its first crash fails it, and its parent is not affected."""
+    PERMANENT = "permanent"
+    """Restarted after a crash, and also when its run ends normally (completes or is
+    cancelled): a new run starts with its spawn arguments and a fresh state. Only
+    ``terminate`` (or its parent's end) stops it for good."""
 
 
 class OnPoison(enum.Enum):

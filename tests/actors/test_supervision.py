@@ -557,3 +557,50 @@ async def test_a_rejection_from_run_fails_the_actor_at_once(system: ActorSystem,
 
     assert log.crashes() == []
     assert effects == ["refuser step"]
+
+
+class Ticker(Actor, name="sup.Ticker"):
+    ticks: int = 0
+
+    async def run(self, ctx: Context, label: str) -> int:
+        self.ticks += 1  # a fresh state each run: always 1 at the end
+        await ctx.sleep(1)
+        await ctx.activity(record, f"{label} tick")
+        return self.ticks
+
+    @query
+    def count(self) -> int:
+        return self.ticks
+
+
+class Keeper(Actor, name="sup.Keeper"):
+    async def run(self, ctx: Context) -> str:
+        await ctx.spawn(Ticker, "ticker", "t", supervision=fast(restart=RestartType.PERMANENT))
+        await ctx.sleep(3600)
+        return "done"
+
+
+async def test_a_permanent_child_starts_a_new_run_whenever_its_run_ends(
+    stores: Stores, log: Log
+) -> None:
+    async with stores.system() as system:
+        await system.spawn(Keeper, "keeper")
+        ticker = system.get(Ticker, "ticker")
+        for _ in range(3):
+            await settle(system)
+            await stores.clock.advance(1.0)
+        await settle(system)
+        assert effects == ["t tick"] * 3  # one per run, each run from a fresh state
+        assert await ticker.status() is Status.RUNNING
+        assert await ticker.query(Ticker.count) == 1  # not 4: each run starts afresh
+    async with stores.system(Keeper, Ticker) as system:  # the next run goes on
+        await settle(system)
+        await stores.clock.advance(1.0)
+        await settle(system)
+        assert effects == ["t tick"] * 4
+        ticker = system.get(Ticker, "ticker")
+        await ticker.terminate()
+        await stores.clock.advance(5.0)
+        await settle(system)
+        assert await ticker.status() is Status.TERMINATED
+        assert effects == ["t tick"] * 4
