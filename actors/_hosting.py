@@ -456,7 +456,11 @@ class Hosting:
         Returns:
             False if the parent is not there to take it (it has ended).
         """
-        parent = await self._activate(parent_id)
+        self.busy -= 1  # waiting on the parent's own episode is not work of ours
+        try:
+            parent = await self._activate(parent_id)
+        finally:
+            self.busy += 1
         if parent is None:
             return False
         halted = await self._halt(parent)
