@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import attrs
@@ -84,3 +85,50 @@ async def last_seq(system: ActorSystem, actor_id: str) -> int:
     info = await system.journal.info(actor_id)
     assert info is not None
     return info.last_seq
+
+
+class ActorsLog(logging.Handler):
+    """The ``actors`` log, each record stamped with the system's clock when it was made."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        super().__init__(logging.DEBUG)
+        self._now = now
+        self.records: list[tuple[float, logging.LogRecord]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((self._now(), record))
+
+    def restarts(self) -> list[str]:
+        """The actors rebuilt by a restart, in order (one entry per rebuild)."""
+        rebuilt = []
+        for _, record in self.records:
+            actor_id = getattr(record, "actor_id", None)
+            if actor_id is not None and record.getMessage().startswith(
+                f"actor {actor_id!r} restarted"
+            ):
+                rebuilt.append(actor_id)
+        return rebuilt
+
+    def crashes(self) -> list[dict[str, Any]]:
+        """The structured fields of each crash-and-restart record."""
+        fields = ("actor_id", "error", "source", "attempt", "delay")
+        return [
+            {name: getattr(r, name) for name in fields}
+            for _, r in self.records
+            if r.levelno == logging.WARNING and hasattr(r, "attempt")
+        ]
+
+
+@contextlib.contextmanager
+def actors_log(now: Callable[[], float]) -> Iterator[ActorsLog]:
+    """Capture the ``actors`` log, every level, while the block runs."""
+    handler = ActorsLog(now)
+    logger = logging.getLogger("actors")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

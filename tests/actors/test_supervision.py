@@ -9,7 +9,6 @@ The virtual clock makes every backoff take no real time.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,7 +34,7 @@ from actors import (
     signal,
 )
 
-from ._support import Stores, settle, until
+from ._support import ActorsLog, Stores, actors_log, settle, until
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -160,47 +159,10 @@ class Root(Actor, name="sup.Root"):
         return self.results
 
 
-class Log(logging.Handler):
-    """The ``actors`` log, each record stamped with the virtual time it was made at."""
-
-    def __init__(self, stores: Stores) -> None:
-        super().__init__(logging.DEBUG)
-        self.stores = stores
-        self.records: list[tuple[float, logging.LogRecord]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append((self.stores.clock.now(), record))
-
-    def restarts(self) -> list[str]:
-        """The actors restarted, in order (one entry per rebuild)."""
-        return [
-            r.actor_id  # type: ignore[attr-defined]
-            for _, r in self.records
-            if r.getMessage().startswith(f"actor {r.actor_id!r} restarted")  # type: ignore[attr-defined]
-        ]
-
-    def crashes(self) -> list[dict[str, Any]]:
-        """The structured fields of each crash-and-restart record."""
-        fields = ("actor_id", "error", "source", "attempt", "delay")
-        return [
-            {name: getattr(r, name) for name in fields}
-            for _, r in self.records
-            if r.levelno == logging.WARNING and hasattr(r, "attempt")
-        ]
-
-
 @pytest.fixture
-def log(stores: Stores) -> Iterator[Log]:
-    handler = Log(stores)
-    logger = logging.getLogger("actors")
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+def log(stores: Stores) -> Iterator[ActorsLog]:
+    with actors_log(stores.clock.now) as captured:
+        yield captured
 
 
 def fast(**options: Any) -> Supervision:
@@ -211,7 +173,7 @@ def fast(**options: Any) -> Supervision:
 
 
 async def test_a_crashed_handler_turn_is_rolled_back_and_the_message_handled_again(
-    system: ActorSystem, log: Log
+    system: ActorSystem, log: ActorsLog
 ) -> None:
     worker = system.get(Worker, "w")
     crashes_left["w"] = 2  # a transient fault: the third try succeeds
@@ -226,7 +188,7 @@ async def test_a_crashed_handler_turn_is_rolled_back_and_the_message_handled_aga
 
 
 async def test_a_signal_applied_during_a_turn_that_crashes_is_kept(
-    stores: Stores, log: Log
+    stores: Stores, log: ActorsLog
 ) -> None:
     class Slow(Actor, name="sup.Slow"):
         total: int = 0
@@ -267,7 +229,7 @@ async def test_a_signal_applied_during_a_turn_that_crashes_is_kept(
 
 
 async def test_a_poison_message_goes_to_dead_letters_and_the_actor_goes_on(
-    stores: Stores, log: Log
+    stores: Stores, log: ActorsLog
 ) -> None:
     async with stores.system(supervision=fast(max_restarts=2)) as system:
         worker = system.get(Worker, "w")
@@ -310,7 +272,7 @@ async def _ended(ref: Any) -> bool:
 
 
 async def test_a_crash_in_run_recurs_until_the_budget_is_spent_then_the_actor_fails(
-    stores: Stores, log: Log
+    stores: Stores, log: ActorsLog
 ) -> None:
     async with stores.system(supervision=fast(max_restarts=3)) as system:
         ref = await system.spawn(Failing, "f")
@@ -362,7 +324,7 @@ def test_a_bad_supervision_policy_is_refused(options: dict[str, Any]) -> None:
 
 
 async def test_a_temporary_child_fails_at_its_first_crash_and_its_parent_gets_the_error(
-    stores: Stores, log: Log
+    stores: Stores, log: ActorsLog
 ) -> None:
     async with stores.system() as system:
         root = await system.spawn(Root, "root", fast(restart=RestartType.TEMPORARY))
@@ -373,7 +335,7 @@ async def test_a_temporary_child_fails_at_its_first_crash_and_its_parent_gets_th
 
 
 async def test_a_child_past_its_budget_escalates_until_the_root_gives_up(
-    stores: Stores, log: Log
+    stores: Stores, log: ActorsLog
 ) -> None:
     async with stores.system(supervision=fast(max_restarts=1)) as system:
         root = await system.spawn(Root, "root", fast(max_restarts=2))
@@ -478,7 +440,7 @@ async def test_a_parent_that_ends_stops_its_children(stores: Stores) -> None:
     ],
 )
 async def test_each_strategy_restarts_its_siblings_in_spawn_order(
-    stores: Stores, log: Log, strategy: Strategy, restarted: list[str]
+    stores: Stores, log: ActorsLog, strategy: Strategy, restarted: list[str]
 ) -> None:
     async with stores.system() as system:
         team = system.get(Team, "team")
@@ -532,7 +494,7 @@ class Refuser(Actor, name="sup.Refuser"):
 
 
 async def test_a_rejection_from_a_handler_answers_at_once_without_a_restart(
-    system: ActorSystem, log: Log
+    system: ActorSystem, log: ActorsLog
 ) -> None:
     account = system.get(Strict, "acct")
     assert await account.ask(Work(0)) == 0  # creates it
@@ -549,7 +511,9 @@ async def test_a_rejection_from_a_handler_answers_at_once_without_a_restart(
     assert await system.dead_letters() == []
 
 
-async def test_a_rejection_from_run_fails_the_actor_at_once(system: ActorSystem, log: Log) -> None:
+async def test_a_rejection_from_run_fails_the_actor_at_once(
+    system: ActorSystem, log: ActorsLog
+) -> None:
     ref = await system.spawn(Refuser, "r")
 
     with pytest.raises(ActorFailed, match="cancelled by the customer"):
@@ -581,7 +545,7 @@ class Keeper(Actor, name="sup.Keeper"):
 
 
 async def test_a_permanent_child_starts_a_new_run_whenever_its_run_ends(
-    stores: Stores, log: Log
+    stores: Stores, log: ActorsLog
 ) -> None:
     async with stores.system() as system:
         await system.spawn(Keeper, "keeper")

@@ -12,7 +12,7 @@ restarted and in what order, and that every acknowledged message counts exactly 
 from __future__ import annotations
 
 import asyncio
-import logging
+import time
 from collections.abc import Callable, Iterator
 
 import attrs
@@ -24,7 +24,7 @@ from journal import Commit, JournalWriteError
 from journal.memory import MemoryJournal
 from snapshots.memory import MemorySnapshotStore
 
-from ._support import until
+from ._support import ActorsLog, actors_log, until
 
 
 class FaultyJournal(MemoryJournal):
@@ -149,31 +149,10 @@ class Org(Actor, name="faults.Org"):
         return total
 
 
-class Restarts(logging.Handler):
-    """The actors the ``actors`` log says were rebuilt by a restart, in order."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.order: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        actor_id = getattr(record, "actor_id", None)
-        if actor_id is not None and record.getMessage().startswith(f"actor {actor_id!r} restarted"):
-            self.order.append(actor_id)
-
-
 @pytest.fixture
-def restarts() -> Iterator[Restarts]:
-    handler = Restarts()
-    logger = logging.getLogger("actors")
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+def restarts() -> Iterator[ActorsLog]:
+    with actors_log(time.monotonic) as captured:
+        yield captured
 
 
 TEAMS = ("t1", "t2")
@@ -234,7 +213,7 @@ def jobs_for(*targets: tuple[str, str], rounds: int = 4) -> list[Job]:
     ],
 )
 async def test_every_nth_failed_commit_restarts_the_strategys_group_in_spawn_order(
-    restarts: Restarts, strategy: Strategy, order: list[str]
+    restarts: ActorsLog, strategy: Strategy, order: list[str]
 ) -> None:
     journal = FaultyJournal()
     system = await staffed(journal, strategy)
@@ -246,14 +225,14 @@ async def test_every_nth_failed_commit_restarts_the_strategys_group_in_spawn_ord
 
         failures = journal.failed.count("t1-b")
         assert failures >= 2
-        assert restarts.order == order * failures  # one group restart per failure
+        assert restarts.restarts() == order * failures  # one group restart per failure
         await assert_nothing_lost(system, jobs, acked)
     finally:
         await system.__aexit__(None, None, None)
 
 
 async def test_a_failing_team_is_restarted_with_its_workers_beneath_it(
-    restarts: Restarts,
+    restarts: ActorsLog,
 ) -> None:
     journal = FaultyJournal()
     system = await staffed(journal, Strategy.ONE_FOR_ONE)
@@ -266,17 +245,17 @@ async def test_a_failing_team_is_restarted_with_its_workers_beneath_it(
         failures = journal.failed.count("t1")
         assert failures >= 2
         # The team comes back first, then each live worker under it, in spawn order.
-        live_workers = [w for w in restarts.order if w.startswith("t1-")]
-        assert restarts.order.count("t1") == failures
-        assert restarts.order[0] == "t1"
+        live_workers = [w for w in restarts.restarts() if w.startswith("t1-")]
+        assert restarts.restarts().count("t1") == failures
+        assert restarts.restarts()[0] == "t1"
         assert all(w in {"t1-a", "t1-b", "t1-c"} for w in live_workers)
-        assert "t2" not in restarts.order  # another team is left alone
+        assert "t2" not in restarts.restarts()  # another team is left alone
         await assert_nothing_lost(system, jobs, acked)
     finally:
         await system.__aexit__(None, None, None)
 
 
-async def test_a_burst_past_a_workers_budget_escalates_to_its_team(restarts: Restarts) -> None:
+async def test_a_burst_past_a_workers_budget_escalates_to_its_team(restarts: ActorsLog) -> None:
     journal = FaultyJournal()
     system = await staffed(journal, Strategy.ONE_FOR_ONE, max_restarts=2)
     try:
@@ -288,16 +267,16 @@ async def test_a_burst_past_a_workers_budget_escalates_to_its_team(restarts: Res
         assert journal.failed == ["t1-b"] * 3
         # t1-b restarts twice; the third crash fails its team, which is rebuilt (with a
         # fresh budget) and brings t1-b back with it.
-        assert restarts.order[:2] == ["t1-b", "t1-b"]
-        assert "t1" in restarts.order[2:]
-        assert "org" not in restarts.order
+        assert restarts.restarts()[:2] == ["t1-b", "t1-b"]
+        assert "t1" in restarts.restarts()[2:]
+        assert "org" not in restarts.restarts()
         await assert_nothing_lost(system, jobs, acked)
     finally:
         await system.__aexit__(None, None, None)
 
 
 async def test_a_lost_connection_crashes_whoever_commits_and_nothing_acknowledged_is_lost(
-    restarts: Restarts,
+    restarts: ActorsLog,
 ) -> None:
     journal = FaultyJournal()
     system = await staffed(journal, Strategy.ONE_FOR_ALL)
@@ -317,6 +296,6 @@ async def test_a_lost_connection_crashes_whoever_commits_and_nothing_acknowledge
         acked["t1-b"] = 100 + 1 + 2
         every = [*before, Job("t1", "b", 100), *after]
         await assert_nothing_lost(system, every, acked)
-        assert "org" in restarts.order
+        assert "org" in restarts.restarts()
     finally:
         await system.__aexit__(None, None, None)
