@@ -12,8 +12,9 @@ restarted and in what order, and that every acknowledged message counts exactly 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import attrs
 import pytest
@@ -167,17 +168,20 @@ def policy(strategy: Strategy, max_restarts: int = 10) -> Supervision:
     )
 
 
-async def staffed(journal: FaultyJournal, strategy: Strategy, **options: int) -> ActorSystem:
-    system = ActorSystem(
+@contextlib.asynccontextmanager
+async def staffed(
+    journal: FaultyJournal, strategy: Strategy, **options: int
+) -> AsyncIterator[ActorSystem]:
+    """A running system whose org has hired the teams and workers, under ``strategy``."""
+    async with ActorSystem(
         journal=journal,
         snapshots=MemorySnapshotStore(),
         clock=VirtualClock(),
         actors=[Org, Team, Worker],
         supervision=policy(Strategy.ONE_FOR_ONE, 10),
-    )
-    await system.__aenter__()
-    await system.get(Org, "org").ask(Staff(TEAMS, WORKERS, policy(strategy, **options)))
-    return system
+    ) as system:
+        await system.get(Org, "org").ask(Staff(TEAMS, WORKERS, policy(strategy, **options)))
+        yield system
 
 
 async def run_jobs(system: ActorSystem, jobs: list[Job], batch: str = "") -> dict[str, int]:
@@ -216,8 +220,7 @@ async def test_every_nth_failed_commit_restarts_the_strategys_group_in_spawn_ord
     restarts: ActorsLog, strategy: Strategy, order: list[str]
 ) -> None:
     journal = FaultyJournal()
-    system = await staffed(journal, strategy)
-    try:
+    async with staffed(journal, strategy) as system:
         jobs = jobs_for(("t1", "a"), ("t1", "b"), ("t1", "c"), ("t2", "b"))
         journal.fails = every_nth("t1-b", 2)
 
@@ -227,16 +230,13 @@ async def test_every_nth_failed_commit_restarts_the_strategys_group_in_spawn_ord
         assert failures >= 2
         assert restarts.restarts() == order * failures  # one group restart per failure
         await assert_nothing_lost(system, jobs, acked)
-    finally:
-        await system.__aexit__(None, None, None)
 
 
 async def test_a_failing_team_is_restarted_with_its_workers_beneath_it(
     restarts: ActorsLog,
 ) -> None:
     journal = FaultyJournal()
-    system = await staffed(journal, Strategy.ONE_FOR_ONE)
-    try:
+    async with staffed(journal, Strategy.ONE_FOR_ONE) as system:
         jobs = jobs_for(("t1", "a"), ("t1", "c"), ("t2", "a"))
         journal.fails = every_nth("t1", 4)
 
@@ -251,14 +251,11 @@ async def test_a_failing_team_is_restarted_with_its_workers_beneath_it(
         assert all(w in {"t1-a", "t1-b", "t1-c"} for w in live_workers)
         assert "t2" not in restarts.restarts()  # another team is left alone
         await assert_nothing_lost(system, jobs, acked)
-    finally:
-        await system.__aexit__(None, None, None)
 
 
 async def test_a_burst_past_a_workers_budget_escalates_to_its_team(restarts: ActorsLog) -> None:
     journal = FaultyJournal()
-    system = await staffed(journal, Strategy.ONE_FOR_ONE, max_restarts=2)
-    try:
+    async with staffed(journal, Strategy.ONE_FOR_ONE, max_restarts=2) as system:
         jobs = jobs_for(("t1", "b"), ("t2", "a"), rounds=3)
         journal.fails = burst("t1-b", start=2, length=3)  # 3 crashes: one past the budget
 
@@ -271,16 +268,13 @@ async def test_a_burst_past_a_workers_budget_escalates_to_its_team(restarts: Act
         assert "t1" in restarts.restarts()[2:]
         assert "org" not in restarts.restarts()
         await assert_nothing_lost(system, jobs, acked)
-    finally:
-        await system.__aexit__(None, None, None)
 
 
 async def test_a_lost_connection_crashes_whoever_commits_and_nothing_acknowledged_is_lost(
     restarts: ActorsLog,
 ) -> None:
     journal = FaultyJournal()
-    system = await staffed(journal, Strategy.ONE_FOR_ALL)
-    try:
+    async with staffed(journal, Strategy.ONE_FOR_ALL) as system:
         before = jobs_for(("t1", "a"), ("t2", "c"), rounds=2)
         acked = await run_jobs(system, before)
         journal.down = True
@@ -297,5 +291,3 @@ async def test_a_lost_connection_crashes_whoever_commits_and_nothing_acknowledge
         every = [*before, Job("t1", "b", 100), *after]
         await assert_nothing_lost(system, every, acked)
         assert "org" in restarts.restarts()
-    finally:
-        await system.__aexit__(None, None, None)
