@@ -13,10 +13,11 @@ system is idle) and, at the end, before and after the root is finished:
 1. no actor is live (RUNNING or IDLE) whose parent has ended; once the root has ended,
    nothing is;
 2. per supervisor, the restarts logged within any ``period`` of virtual time never
-   exceed the policy's ``max_restarts``. A window starts afresh where the policy says
-   it does: when the supervisor itself was restarted, or a child's poison message was
-   dropped. Each restart's logged attempt number is that count, and a TEMPORARY child
-   is never restarted;
+   exceed the policy's ``max_restarts``. A window starts afresh where the runtime
+   resets it: when the supervisor was restarted after a crash of its own ("actor %r
+   restarted"), or a child's poison message was dropped (not when it is rebuilt with
+   its parent: see the xfail example at the end). Each restart's logged attempt
+   number is that count, and a TEMPORARY child is never restarted;
 3. an answered ask was counted exactly once in its receiver's state, a failed ask not
    at all: a rolled-back turn leaves no trace.
 
