@@ -53,7 +53,15 @@ from ._events import (
 )
 from ._exceptions import ActorError, ActorNotRunningError, ErrorInfo
 from ._failures import failure_info
-from ._mail import dead_letter, ended_notice, failure_reply, outgoing, reply_to, stop_requests
+from ._mail import (
+    STOP_KEY,
+    dead_letter,
+    ended_notice,
+    failure_reply,
+    outgoing,
+    reply_to,
+    stop_requests,
+)
 from ._recovery import StreamMeta, engine_from, successor_snapshot
 from ._replay import Engine, Outcome
 from ._status import Status
@@ -256,6 +264,9 @@ class Runner:
     def _next_mail(self) -> Entry | None:
         """The first mailbox entry the engine takes now, as an input; None if none."""
         now = self.system.clock.now()
+        stop = self._mail.get(STOP_KEY)
+        if stop is not None:  # its parent ended: before anything else
+            return (Terminated(time=now, reason=stop[1].name), None, STOP_KEY)
         if self.retry:
             again = self.retry[0]
             if self.engine.accepts(again):
@@ -296,9 +307,20 @@ class Runner:
             return _Dead(f"{self.type_name!r} has no handler for {type(body).__qualname__}")
         return None  # it waits for a receive of its type (selective receive)
 
-    async def _bury_mail(self) -> None:
-        """Answer watchers, and move other mail to dead letters: the actor has ended."""
+    async def _bury_mail(self, crash: Crash | None = None) -> None:
+        """Answer watchers, and move other mail to dead letters: the actor has ended.
+
+        Messages taken but not handled for good (the turn ``crash`` ended, turns rolled
+        back and waiting to run again) go to dead letters too, their askers answered.
+        """
         reason = f"actor {self.actor_id!r} is {self.status.value}"
+        crashed = taken_by(crash, self.system.clock.now())
+        if crash is not None and crashed is not None:
+            await self.drop_message(crashed, crash.failure, reason)
+        while self.retry:
+            again = self.retry.popleft()
+            if crashed is None or again.key != crashed.key:
+                await self.drop_message(again, failure_reply(reason), reason)
         for key in list(self._mail):
             await self._discard(key, reason)
 
@@ -467,40 +489,41 @@ class Runner:
 
     # Supervision --------------------------------------------------------------------
 
-    async def drop_message(self, crash: Crash, reason: str) -> None:
-        """Commit that the message whose handler kept crashing goes to dead letters.
+    async def drop_message(
+        self, taken: MessageReceived, failure: tuple[ErrorInfo, ...], reason: str
+    ) -> None:
+        """Commit that a message taken earlier goes to dead letters, never handled.
 
-        The asker, if any, gets the handler's error; the actor goes on without it.
+        Its handler kept crashing (a poison message), or the actor ended while the
+        message waited to be handled again. The asker, if any, gets ``failure``.
         """
-        assert crash.key is not None
         encode = self.system.codec.encode
         mail = Mail(
-            kind="message", target_type=self.type_name, body=crash.message, reply_to=crash.reply_to
+            kind="message", target_type=self.type_name, body=taken.message, reply_to=taken.reply_to
         )
-        replied = Replied(key=crash.key, failure=crash.failure, reply_to=crash.reply_to)
-        send = [dead_letter(self.actor_id, crash.key, encode(mail), reason, encode)]
-        if crash.reply_to is not None:
-            send.append(reply_to(crash.reply_to, crash.key, replied, encode))
+        replied = Replied(key=taken.key, failure=failure, reply_to=taken.reply_to)
+        send = [dead_letter(self.actor_id, taken.key, encode(mail), reason, encode)]
+        if taken.reply_to is not None:
+            send.append(reply_to(taken.reply_to, taken.key, replied, encode))
         now = self.system.clock.now()
-        await self._commit(
-            [MessageDropped(time=now, key=crash.key, failure=crash.failure)], send=send
-        )
-        if crash.reply_to is None:
+        await self._commit([MessageDropped(time=now, key=taken.key, failure=failure)], send=send)
+        if taken.reply_to is None:
             self.system._replied(self.actor_id, replied)
 
-    async def give_up(self, failure: tuple[ErrorInfo, ...]) -> None:
-        """Commit that the supervisor gave up: the actor failed with ``failure``.
+    async def give_up(self, crash: Crash) -> None:
+        """Commit that the supervisor gave up: the actor failed with ``crash``'s error.
 
-        Its timers go, its children are stopped, its watchers hear of it and its
-        mailbox goes to dead letters.
+        Its timers go, its children are stopped, its watchers hear of it, the message
+        whose handler crashed is answered with the error, and its mailbox goes to dead
+        letters.
         """
         cancel = [timer_key(cmd) for cmd in self.engine.timers]
-        note = GaveUp(time=self.system.clock.now(), failure=failure)
+        note = GaveUp(time=self.system.clock.now(), failure=crash.failure)
         self.engine.note(note)
         await self._commit([note], status=Status.FAILED, cancel=cancel)
         self._finish()
         self._fail(self._take_queue())
-        await self._bury_mail()
+        await self._bury_mail(crash)
 
     def place(self, meta: StreamMeta) -> None:
         """Take the actor's place in the tree from its stream's metadata."""
@@ -622,6 +645,13 @@ class Runner:
 
     async def _continue_as_new(self, outcome: ContinuedAsNew) -> None:
         await self._handle(await self.next_run(outcome))
+
+
+def taken_by(crash: Crash | None, now: float) -> MessageReceived | None:
+    """The message whose handler ``crash`` came from, if a handler crashed."""
+    if crash is None or crash.source != "handler" or crash.key is None:
+        return None
+    return MessageReceived(time=now, key=crash.key, message=crash.message, reply_to=crash.reply_to)
 
 
 class Crashed(Exception):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from journal import JournalError
 
 from ._exceptions import ErrorInfo
-from ._runner import Runner
+from ._runner import Runner, taken_by
 from ._supervision import Crash, OnPoison, RestartType, RestartWindow, Strategy, Supervision
 
 if TYPE_CHECKING:
@@ -165,7 +165,11 @@ class Supervisor:
         system = self._system
         for child in runner.engine.children:
             if child not in system._runners and child not in system._activating:
-                await system._load_held(child)  # a crash there starts its own episode
+                self._windows.pop(child, None)  # restarted with its parent: a fresh budget
+                woken = await system._load_held(child)  # a crash starts its own episode
+                if woken is not None:
+                    _log_rebuilt(child, runner.actor_id)
+                    await self._wake_children(woken)
 
     async def _hold_group(
         self, runner: Runner, policy: Supervision
@@ -232,13 +236,9 @@ class Supervisor:
             try:
                 if restart:
                     replacement = await system._rebuild(runner, queued, supervise=True)
+                    self._windows.pop(runner.actor_id, None)  # a fresh supervisor
                     if replacement is not None:
-                        logger.info(
-                            "actor %r restarted with %r",
-                            runner.actor_id,
-                            runner.parent,
-                            extra={"actor_id": runner.actor_id},
-                        )
+                        _log_rebuilt(runner.actor_id, runner.parent)
                 else:
                     runner._fail(queued)
             finally:
@@ -270,7 +270,9 @@ class Supervisor:
                 cause,
                 extra={"actor_id": actor_id, "message_key": crash.key, "error": cause},
             )
-            if not await _recorded(runner.drop_message(crash, reason), actor_id):
+            taken = taken_by(crash, system.clock.now())
+            assert taken is not None
+            if not await _recorded(runner.drop_message(taken, crash.failure, reason), actor_id):
                 return "failed"
             return "dropped"
         runner.add_mail(system._early_mail.pop(actor_id, []))
@@ -282,7 +284,7 @@ class Supervisor:
                 extra={"actor_id": actor_id, "error": cause},
             )
             runner._fail(queued)
-            await _recorded(runner.give_up(crash.failure), actor_id)
+            await _recorded(runner.give_up(crash), actor_id)
             return "failed"
         parent = runner.parent
         escalation = ErrorInfo(
@@ -305,8 +307,13 @@ class Supervisor:
             runner._fail(queued)
             return "escalated"
         runner._fail(queued)
-        await _recorded(runner.give_up(crash.failure), actor_id)  # no parent to escalate to
+        await _recorded(runner.give_up(crash), actor_id)  # no parent to escalate to
         return "failed"
+
+
+def _log_rebuilt(actor_id: str, by: str | None) -> None:
+    """Log that ``actor_id`` was rebuilt as part of a restart of ``by``'s group or tree."""
+    logger.info("actor %r restarted with %r", actor_id, by, extra={"actor_id": actor_id})
 
 
 async def _recorded(commit: Coroutine[Any, Any, None], actor_id: str) -> bool:

@@ -260,7 +260,8 @@ async def test_on_poison_fail_fails_a_top_level_actor_instead(stores: Stores) ->
             await worker.result()
         assert await worker.status() is Status.FAILED
         letters = await system.dead_letters()
-        assert [letter.message for letter in letters] == [Work(1)]  # left in its mailbox
+        # The message that crashed it (its asker gets the error), then its mailbox.
+        assert [letter.message for letter in letters] == [Fault("bad input"), Work(1)]
 
 
 async def _ended(ref: Any) -> bool:

@@ -14,17 +14,16 @@ system is idle) and, at the end, before and after the root is finished:
    nothing is;
 2. per supervisor, the restarts logged within any ``period`` of virtual time never
    exceed the policy's ``max_restarts``. A window starts afresh where the runtime
-   resets it: when the supervisor was restarted after a crash of its own ("actor %r
-   restarted"), or a child's poison message was dropped (not when it is rebuilt with
-   its parent: see the xfail example at the end). Each restart's logged attempt
-   number is that count, and a TEMPORARY child is never restarted;
+   resets it: when the supervisor was restarted, after a crash of its own or with its
+   parent ("actor %r restarted"), or a child's poison message was dropped. Each
+   restart's logged attempt number is that count, and a TEMPORARY child is never
+   restarted;
 3. an answered ask was counted exactly once in its receiver's state, a failed ask not
    at all: a rolled-back turn leaves no trace.
 
 Restarts are read from the "actors" log, each record stamped with the virtual clock's
-time (``record.created`` is real time). An ask still waiting once the system has
-settled is a bug of its own (reduced to the xfail examples at the end): the property
-notes it as an event and holds it to "counted at most once".
+time (``record.created`` is real time). Every ask is answered or fails once the
+system has settled: one still waiting would be a message lost in the tree.
 """
 
 from __future__ import annotations
@@ -298,8 +297,12 @@ def is_restart(record: logging.LogRecord) -> bool:
 
 
 def is_own_restart(record: logging.LogRecord) -> bool:
-    """A supervisor's own restart: its children's window starts afresh."""
-    return record.levelno == logging.INFO and record.msg == "actor %r restarted"
+    """A supervisor's restart (its own, or with its parent's group or tree): its
+    children's window starts afresh."""
+    return record.levelno == logging.INFO and record.msg in (
+        "actor %r restarted",
+        "actor %r restarted with %r",
+    )
 
 
 def is_poison_drop(record: logging.LogRecord) -> bool:
@@ -458,8 +461,9 @@ async def send_batch(
 ) -> set[int]:
     """Send ``batch`` at once and let the system settle; return the asks left hanging.
 
-    An ask still waiting once nothing in the system moves is a bug (see the xfail
-    tests below): it is noted as None, neither answered nor failed, and cancelled.
+    An ask still waiting once nothing in the system moves (a lost message: the
+    property fails on it) is noted as None, neither answered nor failed, and
+    cancelled.
     """
     types = tree.types()
     tasks = {
@@ -490,8 +494,8 @@ async def play(scenario: Scenario) -> None:
             for gap, batch in zip(scenario.gaps, scenario.batches, strict=True):
                 await stores.clock.advance(gap)
                 sent.update((step.id, step) for step in batch)
-                if await send_batch(tree, system, stores.clock, batch, answered):
-                    event("an ask was left hanging")
+                hanging = await send_batch(tree, system, stores.clock, batch, answered)
+                assert not hanging, f"asks never answered: {sorted(hanging)}"
 
             await check_no_orphans(tree, system)
             await check_counted_once(tree, system, sent, answered)
@@ -518,11 +522,8 @@ def test_random_crash_schedules_never_orphan_an_actor_or_exceed_a_restart_budget
     asyncio.run(play(scenario))
 
 
-# Bugs the property found, reduced ---------------------------------------------------
-#
-# Each is a hang: an ask nobody will ever answer. The property above notes such asks
-# (hypothesis reports "an ask was left hanging" among its events) and holds them to
-# "counted at most once"; these examples pin the hang itself.
+# Bugs the property found, reduced to examples (each was a hang: an ask never answered,
+# or a deviation from the policy) -----------------------------------------------------
 
 ONCE = Poke(id=1, crashes=1)
 """Crashes its receiver's first handling, then is taken."""
@@ -537,11 +538,6 @@ def policy(**changes: Any) -> Supervision:
     return Supervision(backoff=Backoff(initial=0.1, max=1.0, jitter=0.0), **changes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: when a handler crash makes the supervisor give up (a TEMPORARY child, "
-    "or on_poison=FAIL at the top), the actor fails but the asker is never answered",
-)
 @pytest.mark.parametrize("temporary", [False, True], ids=["top-level FAIL", "temporary child"])
 async def test_an_ask_whose_handler_crash_fails_its_actor_gets_the_failure(
     temporary: bool,
@@ -565,12 +561,6 @@ async def test_an_ask_whose_handler_crash_fails_its_actor_gets_the_failure(
         assert await worker.status() is Status.FAILED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after a failure escalated child -> supervisor -> root, the root's restart "
-    "brings the supervisor back but not the child, whose crashed message waits for retry "
-    "until something else activates it",
-)
 async def test_an_ask_whose_crash_escalated_to_the_root_is_answered_after_the_restart() -> None:
     stores = Stores(messages=(Poke, Finish))
     group = Group(
@@ -615,12 +605,6 @@ async def test_a_child_escalating_while_its_parent_backs_off_does_not_stall_the_
         await told
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deviation: a supervisor restarted with its parent (not in an episode of its "
-    "own) keeps its old restart window, where the policy says a restarted supervisor "
-    "starts with a fresh one",
-)
 async def test_a_supervisor_restarted_with_its_parent_starts_with_a_fresh_budget() -> None:
     stores = Stores(messages=(Poke, Finish))
     group = Group(
