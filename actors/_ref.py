@@ -301,7 +301,9 @@ class ActorRef(Generic[_A]):
         accepted = await system.journal.enqueue(self.actor_id, key, data)
         if accepted:
             system.deliver(
-                self.actor_id, [Message(stream=self.actor_id, key=key, position=0, data=data)]
+                self.actor_id,
+                [Message(stream=self.actor_id, key=key, position=0, data=data)],
+                [mail],
             )
         return accepted
 

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -164,12 +165,15 @@ class Runner:
         self.system.busy += 1
         self._wake.set()
 
-    def add_mail(self, messages: list[Message]) -> None:
-        """Put inbox messages in the mailbox (each once); they wait until wanted."""
+    def add_mail(self, messages: list[Message], mails: Sequence[Mail] | None = None) -> None:
+        """Put inbox messages in the mailbox (each once); they wait until wanted.
+
+        ``mails`` are the messages' data already decoded (by their sender), in order.
+        """
         decode = self.system.codec.decode
-        for message in messages:
+        for i, message in enumerate(messages):
             if message.key not in self._mail:
-                mail = decode(message.data)
+                mail = decode(message.data) if mails is None else mails[i]
                 assert isinstance(mail, Mail)
                 self._mail[message.key] = (message, mail)
         if self._mail:
