@@ -640,9 +640,9 @@ class Crashed(Exception):
 class _Wake:
     """A wake-up flag with one waiter, like ``asyncio.Event`` but cheaper to wait on.
 
-    A runner spends most of its life waiting; each wait on an ``Event`` leaves a
-    coroutine, a future and its iterator alive for the collector to walk, over and
-    over, until the actor has work. One future per wait is all this keeps.
+    A runner spends most of its life waiting, and what a wait allocates stays alive,
+    walked by every collection of the cyclic GC, until the actor has work.
+    ``Event.wait`` adds a coroutine to the future that any wait needs; this does not.
     """
 
     __slots__ = ("_set", "_waiter")
@@ -671,7 +671,7 @@ class _Wake:
     def waiter(self) -> asyncio.Future[None]:
         """A future resolved at the next ``set``."""
         waiter = self._waiter
-        if waiter is None:
+        if waiter is None or waiter.done():  # done: cancelled with the task that waited
             waiter = self._waiter = asyncio.get_running_loop().create_future()
         return waiter
 
