@@ -168,13 +168,19 @@ class Hosting:
 
     # Delivery and activation -------------------------------------------------------
 
-    def deliver(self, actor_id: str, messages: list[Message]) -> None:
-        """Hand messages just committed to ``actor_id``'s inbox to the actor, waking it."""
+    def deliver(
+        self, actor_id: str, messages: list[Message], mails: Sequence[Mail] | None = None
+    ) -> None:
+        """Hand messages just committed to ``actor_id``'s inbox to the actor, waking it.
+
+        ``mails``, if given, are the messages' data decoded: a live actor need not
+        decode what its sender just encoded.
+        """
         if actor_id == DEAD_LETTERS:
             return
         runner = self._runners.get(actor_id)
         if runner is not None and not runner.gated:
-            runner.add_mail(messages)
+            runner.add_mail(messages, mails)
             return
         # Not live yet: keep the messages, in commit order, for when its mailbox opens.
         self._early_mail.setdefault(actor_id, []).extend(messages)

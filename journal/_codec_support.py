@@ -129,11 +129,30 @@ def _field(
     """Check a field's value against its annotation before it is written."""
     label = cls.__name__ if isinstance(cls, type) else "float"
 
-    def check(value: object) -> object:
-        if isinstance(value, cls) and not isinstance(value, exclude):
-            return to_json(value)
-        msg = f"a field annotated {label} holds a value of type {_name(type(value))}"
-        raise TypeError(msg)
+    def refuse(value: object) -> TypeError:
+        return TypeError(f"a field annotated {label} holds a value of type {_name(type(value))}")
+
+    # Specialized: this runs for every field of every value written.
+    if exclude:
+
+        def check(value: object) -> object:
+            if isinstance(value, cls) and not isinstance(value, exclude):
+                return to_json(value)
+            raise refuse(value)
+
+    elif to_json is _same:
+
+        def check(value: object) -> object:
+            if isinstance(value, cls):
+                return value
+            raise refuse(value)
+
+    else:
+
+        def check(value: object) -> object:
+            if isinstance(value, cls):
+                return to_json(value)
+            raise refuse(value)
 
     return check
 

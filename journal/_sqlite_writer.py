@@ -7,11 +7,12 @@ the callers' futures, so a caller's await returns only after its commit is durab
 While a batch commits, new submissions queue up for the next one.
 
 Isolation inside a batch. Each operation runs every check (expected seq, pending
-messages) before its first write, so a failed check writes nothing and fails only its
-own caller. Should a write itself fail (a constraint, bad data), the batch is rolled
-back and applied again with a savepoint per operation, so the one that fails is undone
-alone. If ``COMMIT`` fails, nothing of the batch is durable and every caller in it gets
-a :class:`~journal.JournalWriteError`.
+messages; taking one message is checked by its own update, which changes no row when
+the message is not pending) before its first write, so a failed check writes nothing
+and fails only its own caller. Should a write itself fail (a constraint, bad data), the
+batch is rolled back and applied again with a savepoint per operation, so the one that
+fails is undone alone. If ``COMMIT`` fails, nothing of the batch is durable and every
+caller in it gets a :class:`~journal.JournalWriteError`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ _INSERT_EVENTS = {
     + ", ".join(["(?, ?, ?)"] * (1 << k))
     for k in range(_MAX_CHUNK.bit_length())
 }
+
+
+_CONSUME = (
+    "UPDATE inbox SET consumed = 1, data = NULL WHERE stream_id = ? AND key = ? AND consumed = 0"
+)
 
 
 def _chunk(remaining: int) -> int:
@@ -121,8 +127,7 @@ class BatchApplier:
             sid, actual = self._load(name)  # the cache may be behind another writer
         if actual != c.expected_seq:
             raise ConcurrencyError(name, c.expected_seq, actual)
-        if c.consume:
-            self._check_pending(c.stream, sid, c.consume)
+        consume = self._take(c, sid)
         # Checks done; from here on every statement writes.
         conn = self.conn
         new_seq = actual + len(c.events)
@@ -146,11 +151,8 @@ class BatchApplier:
             for data in c.events:
                 actual += 1
                 params += (sid, actual, data)
-        if c.consume:
-            conn.executemany(
-                "UPDATE inbox SET consumed = 1, data = NULL WHERE stream_id = ? AND key = ?",
-                [(sid, key) for key in c.consume],
-            )
+        if consume:
+            conn.executemany(_CONSUME, [(sid, key) for key in consume])
         for out in c.send:
             self._enqueue(out)
         if c.schedule:
@@ -165,6 +167,20 @@ class BatchApplier:
                 [(sid, k) for k in c.cancel],
             )
         return new_seq
+
+    def _take(self, c: Commit, sid: int) -> Sequence[str]:
+        """Check that ``c``'s messages are pending; return those still to mark consumed.
+
+        The usual case, one message taken, is marked here: its update is its own
+        check, since a key that is not pending changes no row (so nothing is written).
+        """
+        if len(c.consume) == 1 and sid != 0:
+            if self.conn.execute(_CONSUME, (sid, c.consume[0])).rowcount != 1:
+                raise MessageNotPendingError(c.stream, c.consume[0])
+            return ()
+        if c.consume:
+            self._check_pending(c.stream, sid, c.consume)
+        return c.consume
 
     def _check_pending(self, stream: str, sid: int, keys: Sequence[str]) -> None:
         seen: set[str] = set()

@@ -98,6 +98,46 @@ class PayloadCodec(Protocol):
         ...
 
 
+def _compact_dumps() -> Callable[[object], str]:
+    """Return a function that writes an envelope as compact JSON, non-ASCII kept.
+
+    ``JSONEncoder.encode`` builds a new C encoder at every call, a third of the cost
+    of writing a small value; this builds it once. It skips the encoder's cycle
+    check: envelopes are trees built afresh by the codec, and a value that contains
+    itself already fails, with a RecursionError, while its envelope is built.
+    """
+    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator (another Python): the plain path
+        return dumps.encode
+    encode = make(
+        None, dumps.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    return lambda envelope: "".join(encode(envelope, 0))
+
+
+def _strict_loads() -> Callable[[str], object]:
+    """Return a function that reads JSON text, refusing NaN and Infinity tokens.
+
+    ``JSONDecoder.decode`` matches whitespace with a regular expression before and
+    after the value; text the codec wrote has none, so the scanner reads it directly
+    and anything else (whitespace, trailing data, an error) takes the full path.
+    """
+    decoder = json.JSONDecoder(parse_constant=_reject_constant)
+    full = decoder.decode
+    # An attribute of every JSONDecoder (its C scanner) that typeshed leaves out.
+    scan: Callable[[str, int], tuple[object, int]] = decoder.scan_once  # type: ignore[attr-defined]
+
+    def loads(text: str) -> object:
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:
+            return full(text)  # raises the decoder's own error
+        return value if end == len(text) else full(text)
+
+    return loads
+
+
 class Codec:
     """Turns values into tagged JSON bytes and back, through a registry of stable tags.
 
@@ -126,10 +166,9 @@ class Codec:
         self._payload_codec = payload_codec
         self._classes: dict[str, type] = {}  # every tag and alias of a registered class
         self._automatic: set[type] = set()  # registered with a default tag, by annotation
-        dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        self._dumps = dumps.encode
+        self._dumps = _compact_dumps()
         self._dumps_ascii = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
-        self._loads = json.JSONDecoder(parse_constant=_reject_constant).decode
+        self._loads = _strict_loads()
         enc, dec = self._envelope, self._from_envelope
         self._encoders: dict[type, tuple[str, _ToJson]] = {
             cls: (tag, to_json) for cls, (tag, _, to_json, _) in _SCALARS.items()

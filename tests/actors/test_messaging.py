@@ -29,6 +29,7 @@ from actors import (
     query,
 )
 from actors._events import Mail, Started
+from actors._ref import _fresh_id, _key
 from journal import EncodeError
 
 from ._support import Stores, finishes, settle, until
@@ -537,3 +538,13 @@ async def test_a_message_the_codec_cannot_encode_fails_at_the_call_and_enqueues_
 @pytest.fixture
 def stores() -> Stores:
     return Stores(messages=tuple(MESSAGES.values()))  # receive-only: in no signature
+
+
+def test_messages_sent_without_an_id_get_keys_unique_across_processes() -> None:
+    keys = [_key(None) for _ in range(1000)]
+    assert len(set(keys)) == len(keys)
+    assert all(key.startswith("ext:") for key in keys)
+    assert _key("order-7") == "ext:order-7"
+    _fresh_id._reset()  # what a forked child does: a prefix of its own
+    prefix = keys[-1].rsplit("-", 1)[0]
+    assert not _key(None).startswith(prefix)

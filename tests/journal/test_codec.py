@@ -610,11 +610,17 @@ def test_unknown_tag_in_a_union_field_raises_unknown_type_error() -> None:
         codec.decode(json.dumps(body).encode())
 
 
+def test_json_with_whitespace_around_the_value_decodes() -> None:
+    assert Codec().decode(b' \n["list",[["int",1], ["str","a"]]]\t ') == [1, "a"]
+
+
 @pytest.mark.parametrize(
     ("data", "match"),
     [
         (b"", "JSONDecodeError"),
         (b"not json", "JSONDecodeError"),
+        (b'["int",1]x', "JSONDecodeError: Extra data"),
+        (b'["int",1] ["int",2]', "JSONDecodeError: Extra data"),
         (b"\xff\xfe", "UnicodeDecodeError"),
         (b'{"t":"int","v":1}', r"expected a \[tag, body\] array"),
         (b'["int"]', r"expected a \[tag, body\] array"),

@@ -152,6 +152,16 @@ async def test_consuming_a_message_that_is_not_pending_writes_nothing(journal: J
     assert [m.key for m in await journal.pending("s")] == ["m1"]
 
 
+async def test_consuming_a_message_already_consumed_writes_nothing(journal: Journal) -> None:
+    await journal.enqueue("s", "m1", b"x")
+    await journal.commit(Commit(stream="s", expected_seq=0, events=[b"took m1"], consume=["m1"]))
+    with pytest.raises(MessageNotPendingError) as caught:
+        await journal.commit(Commit(stream="s", expected_seq=1, events=[b"again"], consume=["m1"]))
+    assert (caught.value.stream, caught.value.key) == ("s", "m1")
+    assert [e.data for e in await journal.read("s")] == [b"took m1"]
+    assert await journal.pending("s") == []
+
+
 async def test_consume_on_a_stream_that_never_existed_is_refused(journal: Journal) -> None:
     with pytest.raises(MessageNotPendingError) as caught:
         await journal.commit(Commit(stream="s", expected_seq=0, consume=["k"]))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from journal import Commit, ConcurrencyError, JournalWriteError
+from journal import Commit, ConcurrencyError, JournalWriteError, MessageNotPendingError
 from journal._sqlite_writer import BatchApplier
 from journal.sqlite import SQLiteJournal
 
@@ -52,6 +52,20 @@ async def test_a_failing_commit_in_a_batch_fails_only_its_caller(tmp_path: Path)
             assert [e.data for e in await journal.read(f"s{i}")] == [b"ok"]
         # the writer goes on after the failure
         assert await journal.append("bad", 0, [b"fixed"]) == 1
+
+
+async def test_a_message_taken_twice_in_one_batch_is_taken_once(tmp_path: Path) -> None:
+    async with await SQLiteJournal.open(tmp_path / "j.db") as journal:
+        await journal.enqueue("s", "m", b"msg")
+        first = Commit(stream="s", expected_seq=0, events=[b"took m"], consume=["m"])
+        again = Commit(stream="s", expected_seq=1, events=[b"took m again"], consume=["m"])
+        outcomes = await asyncio.gather(
+            journal.commit(first), journal.commit(again), return_exceptions=True
+        )
+        assert outcomes[0] == 1
+        assert isinstance(outcomes[1], MessageNotPendingError)
+        assert [e.data for e in await journal.read("s")] == [b"took m"]
+        assert await journal.pending("s") == []
 
 
 async def test_concurrent_appends_share_transactions(
