@@ -27,6 +27,7 @@ from snapshots import SnapshotStore
 
 from ._actor import Actor
 from ._clock import Clock
+from ._endings import bury_mail, discard
 from ._events import Mail, Started
 from ._exceptions import ActorError, ActorNotFoundError, ActorTypeError, NondeterminismError
 from ._mail import DEAD_LETTERS, SPAWN_KEY
@@ -316,7 +317,7 @@ class Hosting:
         runner = Runner(self._system, actor_id, "", engine, seq=0)
         runner.add_mail(pending)
         for message in pending:
-            await runner._discard(message.key, reason)
+            await discard(runner, message.key, reason)
 
     # Recovery ---------------------------------------------------------------------
 
@@ -382,7 +383,7 @@ class Hosting:
             if stop is not None:  # its parent ended while it was down: it ends too
                 await runner.take_stop(stop)
                 runner._fail(list(queued))
-                await runner._bury_mail()
+                await bury_mail(runner)
                 return None
             if not supervise:
                 return runner
@@ -391,7 +392,7 @@ class Hosting:
         again = runner.successor() if engine.ended else None
         if engine.ended and again is None:
             runner._fail(list(queued))
-            await runner._bury_mail()
+            await bury_mail(runner)
             return None
         if again is not None:  # the next run never started
             runner.submit(await runner.next_run(again))

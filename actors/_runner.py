@@ -26,6 +26,7 @@ from journal import Commit, Message, Outgoing
 
 from ._activities import execute
 from ._actor import is_signal
+from ._endings import bury_mail, discard
 from ._events import (
     ActivityCompleted,
     ActivityFailed,
@@ -36,11 +37,9 @@ from ._events import (
     Completed,
     ContinuedAsNew,
     Failed,
-    GaveUp,
     HistoryEvent,
     Input,
     Mail,
-    MessageDropped,
     MessageReceived,
     Replied,
     ReplyReceived,
@@ -52,15 +51,11 @@ from ._events import (
     TimerStarted,
     TurnAborted,
 )
-from ._exceptions import ActorError, ActorNotRunningError, ErrorInfo
+from ._exceptions import ActorError, ActorNotRunningError
 from ._failures import failure_info
 from ._mail import (
     STOP_KEY,
-    dead_letter,
-    ended_notice,
-    failure_reply,
     outgoing,
-    reply_to,
     stop_requests,
 )
 from ._recovery import StreamMeta, engine_from, successor_snapshot
@@ -124,7 +119,8 @@ class Runner:
             asyncio.get_running_loop().create_future()
         )
         self._queue: deque[Entry] = deque()
-        self._mail: dict[str, tuple[Message, Mail]] = {}
+        self.mail: dict[str, tuple[Message, Mail]] = {}
+        """The inbox entries not taken yet, by key, in commit order."""
         self._wake = _Wake()
         self._stopping = False
         self._handling = False  # an input is between the queue and its commit
@@ -180,11 +176,11 @@ class Runner:
         """
         decode = self.system.codec.decode
         for i, message in enumerate(messages):
-            if message.key not in self._mail:
+            if message.key not in self.mail:
                 mail = decode(message.data) if mails is None else mails[i]
                 assert isinstance(mail, Mail)
-                self._mail[message.key] = (message, mail)
-        if self._mail:
+                self.mail[message.key] = (message, mail)
+        if self.mail:
             self._wake.set()
 
     def stop(self) -> None:
@@ -229,7 +225,7 @@ class Runner:
                 _settle(ack, refusal)
         if self.done.done():
             self._fail(self._take_queue())
-            await self._bury_mail()
+            await bury_mail(self)
 
     def _report(self, crash: Crash) -> None:
         """Hand the crash to the supervisor, unless this runner is being stopped.
@@ -269,7 +265,7 @@ class Runner:
     def _next_mail(self) -> Entry | None:
         """The first mailbox entry the engine takes now, as an input; None if none."""
         now = self.system.clock.now()
-        stop = self._mail.get(STOP_KEY)
+        stop = self.mail.get(STOP_KEY)
         if stop is not None:  # its parent ended: before anything else
             return (Terminated(time=now, reason=stop[1].name), None, STOP_KEY)
         if self.retry:
@@ -277,7 +273,7 @@ class Runner:
             if self.engine.accepts(again):
                 self.retry.popleft()
                 return (attrs.evolve(again, time=now), None, None)
-        for key, (_, mail) in self._mail.items():  # read-only scan: no copy per message
+        for key, (_, mail) in self.mail.items():  # read-only scan: no copy per message
             item = self._input_for(key, mail, now)
             if item is not None:
                 return (item, None, key)
@@ -312,86 +308,29 @@ class Runner:
             return _Dead(f"{self.type_name!r} has no handler for {type(body).__qualname__}")
         return None  # it waits for a receive of its type (selective receive)
 
-    async def _bury_mail(self, crash: Crash | None = None) -> None:
-        """Answer watchers, and move other mail to dead letters: the actor has ended.
-
-        Messages taken but not handled for good (the turn ``crash`` ended, turns rolled
-        back and waiting to run again) go to dead letters too, their askers answered.
-        """
-        reason = f"actor {self.actor_id!r} is {self.status.value}"
-        crashed = taken_by(crash, self.system.clock.now())
-        if crash is not None and crashed is not None:
-            await self.drop_message(crashed, crash.failure, reason)
-        while self.retry:
-            again = self.retry.popleft()
-            if crashed is None or again.key != crashed.key:
-                await self.drop_message(again, failure_reply(reason), reason)
-        for key in list(self._mail):
-            await self._discard(key, reason)
-
-    def _ending(self) -> tuple[str, bytes | None, tuple[ErrorInfo, ...] | None]:
-        """How the actor ended: its status, its run's result, its failure."""
-        status, outcome = self.status, self.engine.outcome
-        if isinstance(outcome, Completed):
-            return status.value, outcome.result, None
-        if isinstance(outcome, Failed):
-            return status.value, None, outcome.failure
-        kind = "ActorTerminated" if status is Status.TERMINATED else "ActorCancelled"
-        message = f"actor {self.actor_id!r} is {status.value}"
-        info = ErrorInfo(type=f"actors.{kind}", message=message, traceback="")
-        return status.value, None, (info,)
-
-    async def _discard(self, key: str, reason: str | None) -> None:
-        """Consume inbox entry ``key`` without an input: a dead letter, or a duplicate.
-
-        A watch is answered instead (the actor has ended, or never existed), and a
-        stop request for an actor that has ended has nothing left to do.
-        """
-        message, mail = self._mail.pop(key)
-        send: list[Outgoing] = []
-        encode = self.system.codec.encode
-        if mail.kind == "watch":
-            ending = (
-                self._ending()
-                if self.engine.ended
-                else ("failed", None, failure_reply(reason or ""))
-            )
-            send.append(
-                ended_notice(self.actor_id, self.type_name, key, mail, ending=ending, encode=encode)
-            )
-        elif mail.kind != "stop" and reason is not None:
-            encode = self.system.codec.encode
-            send.append(dead_letter(self.actor_id, key, message.data, reason, encode))
-            replied = Replied(key=key, failure=failure_reply(reason), reply_to=mail.reply_to)
-            if mail.reply_to is not None:
-                send.append(reply_to(mail.reply_to, key, replied, encode))
-            else:
-                self.system._replied(self.actor_id, replied)
-        await self._commit([], consume=key, send=send)
-
     # Activations --------------------------------------------------------------------
 
     async def _handle(self, item: Item | _Drop | _Dead, consume: str | None = None) -> None:
         engine = self.engine
         if isinstance(item, _Drop | _Dead):
             assert consume is not None
-            await self._discard(consume, item.reason if isinstance(item, _Dead) else None)
+            await discard(self, consume, item.reason if isinstance(item, _Dead) else None)
             return
         if consume is not None:
-            self._mail.pop(consume, None)
+            self.mail.pop(consume, None)
         if isinstance(item, AttemptFailed):
             engine.note(item)
-            await self._commit([item], consume=consume)
+            await self.commit([item], consume=consume)
             return
         if isinstance(item, Terminated):
             engine.note(item)
-            await self._commit([item], consume=consume, status=Status.TERMINATED)
+            await self.commit([item], consume=consume, status=Status.TERMINATED)
             self._stop_work()
             self._finish()
             return
         if not engine.accepts(item):
             if consume is not None:  # a late reply, or a message no longer wanted
-                await self._commit([], consume=consume)
+                await self.commit([], consume=consume)
             return  # a late duplicate (an outcome or a firing whose command is settled)
         commands = engine.activate(item)
         if engine.crash is not None:
@@ -399,7 +338,7 @@ class Runner:
             raise Crashed(engine.crash)
         again = self.successor()
         status = self.status if again is None else Status.RUNNING
-        await self._commit(
+        await self.commit(
             [item, *commands], commands=commands, fired=item, consume=consume, status=status
         )
         self._act(commands)
@@ -433,14 +372,14 @@ class Runner:
             aborted = TurnAborted(
                 time=item.time, key=crash.key, failure=crash.failure, next_cmd=engine.next_cmd
             )
-            await self._commit(
+            await self.commit(
                 [item, aborted],
                 consume=consume,
-                cancel=[timer_key(cmd) for cmd in engine.timers],
+                cancel=self.timer_keys(),
                 status=Status.RUNNING,
             )
         else:
-            await self._commit(
+            await self.commit(
                 [item, *commands],
                 commands=commands,
                 fired=item,
@@ -448,7 +387,7 @@ class Runner:
                 status=Status.RUNNING,
             )
 
-    async def _commit(
+    async def commit(
         self,
         events: list[HistoryEvent],
         *,
@@ -494,42 +433,6 @@ class Runner:
 
     # Supervision --------------------------------------------------------------------
 
-    async def drop_message(
-        self, taken: MessageReceived, failure: tuple[ErrorInfo, ...], reason: str
-    ) -> None:
-        """Commit that a message taken earlier goes to dead letters, never handled.
-
-        Its handler kept crashing (a poison message), or the actor ended while the
-        message waited to be handled again. The asker, if any, gets ``failure``.
-        """
-        encode = self.system.codec.encode
-        mail = Mail(
-            kind="message", target_type=self.type_name, body=taken.message, reply_to=taken.reply_to
-        )
-        replied = Replied(key=taken.key, failure=failure, reply_to=taken.reply_to)
-        send = [dead_letter(self.actor_id, taken.key, encode(mail), reason, encode)]
-        if taken.reply_to is not None:
-            send.append(reply_to(taken.reply_to, taken.key, replied, encode))
-        now = self.system.clock.now()
-        await self._commit([MessageDropped(time=now, key=taken.key, failure=failure)], send=send)
-        if taken.reply_to is None:
-            self.system._replied(self.actor_id, replied)
-
-    async def give_up(self, crash: Crash) -> None:
-        """Commit that the supervisor gave up: the actor failed with ``crash``'s error.
-
-        Its timers go, its children are stopped, its watchers hear of it, the message
-        whose handler crashed is answered with the error, and its mailbox goes to dead
-        letters.
-        """
-        cancel = [timer_key(cmd) for cmd in self.engine.timers]
-        note = GaveUp(time=self.system.clock.now(), failure=crash.failure)
-        self.engine.note(note)
-        await self._commit([note], status=Status.FAILED, cancel=cancel)
-        self._finish()
-        self._fail(self._take_queue())
-        await self._bury_mail(crash)
-
     def place(self, meta: StreamMeta) -> None:
         """Take the actor's place in the tree from its stream's metadata."""
         self.parent = meta.parent
@@ -539,12 +442,12 @@ class Runner:
 
     async def take_stop(self, key: str) -> None:
         """Terminate the actor on the stop request ``key`` (its parent ended)."""
-        _, mail = self._mail[key]
+        _, mail = self.mail[key]
         await self._handle(Terminated(time=self.system.clock.now(), reason=mail.name), key)
 
     def stop_requested(self) -> str | None:
         """The key of a pending stop request (its parent ended), if there is one."""
-        return next((k for k, (_, mail) in self._mail.items() if mail.kind == "stop"), None)
+        return next((k for k, (_, mail) in self.mail.items() if mail.kind == "stop"), None)
 
     def resume(self) -> None:
         """Start the host work a rebuilt engine is waiting for: activities and timers."""
@@ -602,6 +505,15 @@ class Runner:
             task.cancel()
         self._work.clear()
 
+    def timer_keys(self) -> list[str]:
+        """The wakeup keys of the engine's pending timers."""
+        return [timer_key(cmd) for cmd in self.engine.timers]
+
+    def end(self) -> None:
+        """The actor has ended (its end is committed): settle its waiters and inputs."""
+        self._finish()
+        self._fail(self._take_queue())
+
     def _finish(self) -> None:
         self._stop_work()
         if not self.done.done():
@@ -650,13 +562,6 @@ class Runner:
 
     async def _continue_as_new(self, outcome: ContinuedAsNew) -> None:
         await self._handle(await self.next_run(outcome))
-
-
-def taken_by(crash: Crash | None, now: float) -> MessageReceived | None:
-    """The message whose handler ``crash`` came from, if a handler crashed."""
-    if crash is None or crash.source != "handler" or crash.key is None:
-        return None
-    return MessageReceived(time=now, key=crash.key, message=crash.message, reply_to=crash.reply_to)
 
 
 class Crashed(Exception):

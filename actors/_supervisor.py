@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from journal import JournalError
 
+from ._endings import drop_message, give_up, taken_by
 from ._exceptions import ErrorInfo
-from ._runner import Runner, taken_by
+from ._runner import Runner
 from ._supervision import Crash, OnPoison, RestartType, RestartWindow, Strategy, Supervision
 
 if TYPE_CHECKING:
@@ -272,7 +273,7 @@ class Supervisor:
             )
             taken = taken_by(crash, system.clock.now())
             assert taken is not None
-            if not await _recorded(runner.drop_message(taken, crash.failure, reason), actor_id):
+            if not await _recorded(drop_message(runner, taken, crash.failure, reason), actor_id):
                 return "failed"
             return "dropped"
         runner.add_mail(system._early_mail.pop(actor_id, []))
@@ -284,7 +285,7 @@ class Supervisor:
                 extra={"actor_id": actor_id, "error": cause},
             )
             runner._fail(queued)
-            await _recorded(runner.give_up(crash), actor_id)
+            await _recorded(give_up(runner, crash), actor_id)
             return "failed"
         parent = runner.parent
         escalation = ErrorInfo(
@@ -307,7 +308,7 @@ class Supervisor:
             runner._fail(queued)
             return "escalated"
         runner._fail(queued)
-        await _recorded(runner.give_up(crash), actor_id)  # no parent to escalate to
+        await _recorded(give_up(runner, crash), actor_id)  # no parent to escalate to
         return "failed"
 
 

@@ -398,7 +398,7 @@ async def test_an_actor_holding_mail_it_would_take_now_is_not_passivated(stores:
         assert not droppable()
         assert not await system._keeper.passivate(runner)
         assert system._runners["l"] is runner
-        runner._mail.clear()  # never committed to the inbox: take it back before it runs
+        runner.mail.clear()  # never committed to the inbox: take it back before it runs
 
 
 @pytest.fixture
