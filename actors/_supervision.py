@@ -110,26 +110,39 @@ class Supervision:
             raise ValueError(msg)
 
 
+MEMORY = 3600.0
+"""Seconds a window remembers a restart at least, whatever the periods asked about."""
+
+
 class RestartWindow:
-    """The restarts a supervisor made within the last ``period`` (its intensity)."""
+    """The restarts a supervisor made recently (its intensity).
+
+    Children of one supervisor may have policies with different periods: each check
+    counts the restarts within its own policy's period. A restart is forgotten only
+    once it is older than an hour and than the longest period asked about, so a child
+    with a long period still counts the restarts of a sibling with a short one.
+    """
 
     def __init__(self) -> None:
         self._times: deque[float] = deque()
+        self._longest = MEMORY
 
     def allow(self, now: float, policy: Supervision) -> int | None:
         """Record a restart at ``now`` if the policy allows one; return its number.
 
         Returns:
-            The restart's number within the window (1 for the first), or None when the
-            budget is spent: the supervisor gives up.
+            The restart's number within the policy's period (1 for the first), or
+            None when the budget is spent: the supervisor gives up.
         """
         times = self._times
-        while times and times[0] <= now - policy.period:
+        self._longest = max(self._longest, policy.period)
+        while times and times[0] <= now - self._longest:
             times.popleft()
-        if len(times) >= policy.max_restarts:
+        recent = sum(1 for t in times if t > now - policy.period)
+        if recent >= policy.max_restarts:
             return None
         times.append(now)
-        return len(times)
+        return recent + 1
 
     def reset(self) -> None:
         """Forget every restart (a poison message was dropped)."""

@@ -33,6 +33,7 @@ from actors import (
     query,
     signal,
 )
+from actors._supervision import RestartWindow
 
 from ._support import ActorsLog, Stores, actors_log, settle, until
 
@@ -569,3 +570,19 @@ async def test_a_permanent_child_starts_a_new_run_whenever_its_run_ends(
         await settle(system)
         assert await ticker.status() is Status.TERMINATED
         assert effects == ["t tick"] * 4
+
+
+def test_a_window_shared_by_children_of_different_periods_forgets_nothing_too_early() -> None:
+    window = RestartWindow()
+    long = Supervision(max_restarts=2, period=1.0)
+    short = Supervision(max_restarts=1, period=0.25)
+
+    assert window.allow(0.0, short) == 1
+    assert window.allow(0.35, short) == 1  # only 0.35 is within the short period...
+    assert window.allow(0.4, long) is None  # ...but 0.0 and 0.35 both count for the long
+    window = RestartWindow()
+    assert window.allow(0.0, short) == 1
+    assert window.allow(0.35, long) == 2  # 0.0 is within the long period
+    assert window.allow(0.35, short) is None  # 0.35 is within the short one
+    assert window.allow(0.45, long) is None  # 0.0 and 0.35 still count for the long one
+    assert window.allow(1.2, long) == 2  # 0.0 has left the long period; 0.35 has not
