@@ -127,7 +127,7 @@ class Hosting:
         try:
             await runner._handle(Started(time=self.clock.now(), args=args))
         except Crashed as crashed:  # committed: the actor exists, and its supervisor acts
-            self._crashed(runner, crashed.crash, [])
+            self._supervisor.crashed(runner, crashed.crash, [])
             return runner
         except BaseException:
             if self._runners.get(actor_id) is runner:
@@ -266,12 +266,24 @@ class Hosting:
         if info is None or info.metadata is None:
             return await self._load_new(actor_id, pending)
         meta = self._meta(info.metadata)
+        cls = self._registered(actor_id, meta)
+        if cls is None:
+            return None
+        return await self._recover(actor_id, cls, meta, mail=pending)
+
+    def _registered(self, actor_id: str, meta: StreamMeta) -> type[Actor] | None:
+        """The registered class of a stored actor; None (said in the log) if none is."""
         cls = self._types.get(meta.type)
         if cls is None:
             self._unknown[actor_id] = meta.type
-            logger.error("actor %r has type %r, which is not registered", actor_id, meta.type)
-            return None
-        return await self._recover(actor_id, cls, meta, mail=pending)
+            logger.error(
+                "actor %r has type %r, which is not registered with this system; it stays "
+                "as it is until the type is registered (pass it in actors=[...]); the other "
+                "actors go on",
+                actor_id,
+                meta.type,
+            )
+        return cls
 
     async def _load_new(self, actor_id: str, pending: list[Message]) -> Runner | None:
         """Create an actor that messages (or a spawn request) wait for."""
@@ -327,17 +339,8 @@ class Hosting:
             page = await self.journal.streams(status=Status.RUNNING.value, after=after, limit=500)
             for info in page:
                 meta = self._meta(info.metadata)
-                type_name = meta.type
-                cls = self._types.get(type_name)
+                cls = self._registered(info.stream, meta)
                 if cls is None:
-                    self._unknown[info.stream] = type_name
-                    logger.error(
-                        "actor %r has type %r, which is not registered with this system; "
-                        "it stays as it is until the type is registered (pass it in "
-                        "actors=[...]); the other actors go on",
-                        info.stream,
-                        type_name,
-                    )
                     continue
                 pending = await self.journal.pending(info.stream)
                 await self._recover(info.stream, cls, meta, mail=pending)
@@ -378,13 +381,9 @@ class Hosting:
         runner.retry.extend(rebuilt.retry)
         runner.place(meta)
         runner.add_mail(list(mail))
-        if engine.crash is not None:
-            stop = runner.stop_requested()
-            if stop is not None:  # its parent ended while it was down: it ends too
-                await runner.take_stop(stop)
-                runner._fail(list(queued))
-                await bury_mail(runner)
-                return None
+        # Crashed as it replayed: its supervisor acts, unless its parent ended meanwhile
+        # (then it ends too, below).
+        if engine.crash is not None and not await runner.take_stop():
             if not supervise:
                 return runner
             self._supervisor.crashed(runner, engine.crash, list(queued))
@@ -409,15 +408,6 @@ class Hosting:
         await self._save_snapshot(runner, quiescent_snapshot(runner.engine, self.codec))
 
     # Supervision ---------------------------------------------------------------------
-
-    def _crashed(
-        self,
-        runner: Runner,
-        crash: Crash,
-        queued: list[tuple[Any, asyncio.Future[None] | None]],
-    ) -> None:
-        """Hand a crashed runner (its ``run`` has returned) to its supervisor."""
-        self._supervisor.crashed(runner, crash, queued)
 
     async def _rebuild(
         self,

@@ -234,7 +234,7 @@ class Runner:
         journal anyway, and takes its queued inputs.
         """
         if not self._stopping:
-            self.system._crashed(self, crash, self._take_queue())
+            self.system._supervisor.crashed(self, crash, self._take_queue())
 
     def _take_queue(self) -> list[tuple[Item, asyncio.Future[None] | None]]:
         taken = [(i, ack) for i, ack, _ in self._queue if not isinstance(i, _Drop | _Dead)]
@@ -265,9 +265,9 @@ class Runner:
     def _next_mail(self) -> Entry | None:
         """The first mailbox entry the engine takes now, as an input; None if none."""
         now = self.system.clock.now()
-        stop = self.mail.get(STOP_KEY)
+        stop = self._stop_entry(now)
         if stop is not None:  # its parent ended: before anything else
-            return (Terminated(time=now, reason=stop[1].name), None, STOP_KEY)
+            return stop
         if self.retry:
             again = self.retry[0]
             if self.engine.accepts(again):
@@ -281,7 +281,7 @@ class Runner:
 
     def _input_for(  # noqa: PLR0911 - one answer per kind of inbox entry
         self, key: str, mail: Mail, now: float
-    ) -> Input | Terminated | _Drop | _Dead | None:
+    ) -> Input | _Drop | _Dead | None:
         """What inbox entry ``key`` means now: an input, a drop, a death, or a wait."""
         if mail.kind == "reply":
             result = None if mail.failure else mail.body
@@ -293,8 +293,6 @@ class Runner:
             return _Drop()  # the actor exists: a repeated spawn is a no-op
         if mail.kind == "watch":
             return None  # answered when the actor ends
-        if mail.kind == "stop":
-            return Terminated(time=now, reason=mail.name)
         if mail.target_type and mail.target_type != self.type_name:
             return _Dead(
                 f"sent to a {mail.target_type!r} but actor {self.actor_id!r} is a "
@@ -440,14 +438,24 @@ class Runner:
         self.spawned_at = meta.spawned_at
         self.spawn_args = meta.args
 
-    async def take_stop(self, key: str) -> None:
-        """Terminate the actor on the stop request ``key`` (its parent ended)."""
-        _, mail = self.mail[key]
-        await self._handle(Terminated(time=self.system.clock.now(), reason=mail.name), key)
+    def _stop_entry(self, now: float) -> Entry | None:
+        """Its parent's stop request, as the input that terminates it, if one waits."""
+        stop = self.mail.get(STOP_KEY)
+        if stop is None:
+            return None
+        return (Terminated(time=now, reason=stop[1].name), None, STOP_KEY)
 
-    def stop_requested(self) -> str | None:
-        """The key of a pending stop request (its parent ended), if there is one."""
-        return next((k for k, (_, mail) in self.mail.items() if mail.kind == "stop"), None)
+    async def take_stop(self) -> bool:
+        """Terminate the actor if its parent's stop request waits; return whether it did.
+
+        For an actor rebuilt with a crash pending, which takes no other input.
+        """
+        stop = self._stop_entry(self.system.clock.now())
+        if stop is None:
+            return False
+        item, _, key = stop
+        await self._handle(item, key)
+        return True
 
     def resume(self) -> None:
         """Start the host work a rebuilt engine is waiting for: activities and timers."""

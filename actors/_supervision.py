@@ -181,3 +181,11 @@ class Crash:
     """For a handler: that message, encoded."""
     reply_to: str | None = None
     """For a handler: the asking actor, if an actor asked."""
+
+    @property
+    def cause(self) -> str:
+        """The outermost error as ``"type: message"``, for logs and reasons."""
+        if not self.failure:
+            return "?"
+        head = self.failure[0]
+        return f"{head.type}: {head.message}"

@@ -184,21 +184,14 @@ class Supervisor:
             What was stopped of the siblings spawned before ``runner``, and the rest,
             each in the order to rebuild them (spawn order, parents first).
         """
-        system = self._system
         siblings: list[Runner] = []
         if policy.strategy is not Strategy.ONE_FOR_ONE and runner.parent is not None:
-            siblings = sorted(
-                (
-                    r
-                    for r in system._runners.values()
-                    if r.parent == runner.parent
-                    and r is not runner
-                    and (
-                        policy.strategy is Strategy.ONE_FOR_ALL or r.spawned_at > runner.spawned_at
-                    )
-                ),
-                key=lambda r: r.spawned_at,
-            )
+            siblings = [
+                r
+                for r in self._live_children(runner.parent)
+                if r is not runner
+                and (policy.strategy is Strategy.ONE_FOR_ALL or r.spawned_at > runner.spawned_at)
+            ]
         before: list[Held] = []
         after: list[Held] = []
         for sibling in reversed(siblings):
@@ -253,7 +246,7 @@ class Supervisor:
         """Act on a spent budget; return ``"dropped"``, ``"failed"`` or ``"escalated"``."""
         system = self._system
         actor_id = runner.actor_id
-        cause = f"{crash.failure[0].type}: {crash.failure[0].message}" if crash.failure else "?"
+        cause = crash.cause
         if (
             crash.source == "handler"
             and crash.key is not None
@@ -302,12 +295,11 @@ class Supervisor:
             actor_id,
             extra={"actor_id": parent, "child": actor_id, "error": cause},
         )
+        runner._fail(queued)
         if await system._escalate(
             parent, Crash(source="child", failure=(escalation, *crash.failure))
         ):
-            runner._fail(queued)
             return "escalated"
-        runner._fail(queued)
         await _recorded(give_up(runner, crash), actor_id)  # no parent to escalate to
         return "failed"
 
@@ -340,8 +332,7 @@ async def _recorded(commit: Coroutine[Any, Any, None], actor_id: str) -> bool:
 def _log_restart(
     runner: Runner, crash: Crash, attempt: int, policy: Supervision, delay: float
 ) -> None:
-    head = crash.failure[0] if crash.failure else ErrorInfo(type="?", message="", traceback="")
-    error = f"{head.type}: {head.message}"
+    error = crash.cause
     logger.warning(
         "actor %r crashed (%s, in %s); restart %d of %d in %.2f s",
         runner.actor_id,
