@@ -18,6 +18,17 @@ from snapshots.memory import MemorySnapshotStore
 
 _T = TypeVar("_T")
 
+calls: list[str] = []
+"""Every call of the `step` activity, in order: the exactly-once counter (cleared
+before and after each test by ``conftest.py``)."""
+
+
+async def step(label: str) -> str:
+    """An activity that records its call and returns its label."""
+    calls.append(label)
+    return label
+
+
 TURNS = 2_000
 """Loop turns a helper waits for background work: far more than any path here takes."""
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from actors import ActorSystem
 
-from ._support import Stores
+from ._support import Stores, calls
 
 
 @pytest.fixture
@@ -22,3 +22,11 @@ async def system(stores: Stores) -> AsyncIterator[ActorSystem]:
     """A system running over ``stores``."""
     async with stores.system() as system:
         yield system
+
+
+@pytest.fixture(autouse=True)
+def _clear_calls() -> Iterator[None]:
+    """Start and leave every test with an empty ``calls`` ledger."""
+    calls.clear()
+    yield
+    calls.clear()

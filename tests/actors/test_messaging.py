@@ -10,7 +10,6 @@ across a restart.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import attrs
@@ -32,25 +31,9 @@ from actors._events import Mail, Started
 from actors._ref import _fresh_id, _key
 from journal import EncodeError
 
-from ._support import Stores, finishes, settle, until
+from ._support import Stores, calls, finishes, settle, step, until
 
 _T = TypeVar("_T")
-
-calls: list[str] = []
-"""Every call of the `step` activity, in order: the exactly-once counter."""
-
-
-async def step(label: str) -> str:
-    calls.append(label)
-    return label
-
-
-@pytest.fixture(autouse=True)
-def _clear_calls() -> Iterator[None]:
-    calls.clear()
-    yield
-    calls.clear()
-
 
 # Messages ----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 import attrs
@@ -25,22 +25,7 @@ from actors._events import Mail
 from journal import Commit, Event, Message
 from journal.memory import MemoryJournal
 
-from ._support import Stores, last_seq, settle, until
-
-calls: list[str] = []
-"""Every call of the `step` activity, in order: the exactly-once counter."""
-
-
-async def step(label: str) -> str:
-    calls.append(label)
-    return label
-
-
-@pytest.fixture(autouse=True)
-def _clear_calls() -> Iterator[None]:
-    calls.clear()
-    yield
-    calls.clear()
+from ._support import Stores, calls, last_seq, settle, step, until
 
 
 @attrs.frozen(kw_only=True)

@@ -35,21 +35,17 @@ from actors import (
 )
 from actors._supervision import RestartWindow
 
-from ._support import ActorsLog, Stores, actors_log, settle, until
+from ._support import ActorsLog, Stores, actors_log, calls, settle, step, until
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
 crashes_left: dict[str, int] = {}
 """Per worker id: how many more handler turns crash (process memory, not state)."""
 
-effects: list[str] = []
-"""Side effects of activities, in the order they ran."""
-
 
 @pytest.fixture(autouse=True)
 def _reset() -> None:
     crashes_left.clear()
-    effects.clear()
 
 
 @attrs.frozen
@@ -62,11 +58,6 @@ class Fault:
     text: str
 
 
-def record(text: str) -> str:
-    effects.append(text)
-    return text
-
-
 class Worker(Actor, name="sup.Worker"):
     """Counts work; a turn crashes while ``crashes_left`` says so (a transient fault)."""
 
@@ -76,7 +67,7 @@ class Worker(Actor, name="sup.Worker"):
     @handler
     async def work(self, ctx: Context, msg: Work) -> int:
         self.seen.append(msg.n)  # rolled back if the turn crashes
-        await ctx.activity(record, f"{ctx.actor_id} work {msg.n}")
+        await ctx.activity(step, f"{ctx.actor_id} work {msg.n}")
         if crashes_left.get(ctx.actor_id, 0) > 0:
             crashes_left[ctx.actor_id] -= 1
             msg_text = f"{ctx.actor_id} hiccup"
@@ -131,7 +122,7 @@ class Failing(Actor, name="sup.Failing"):
     """A workflow whose run raises after a step: a deterministic bug."""
 
     async def run(self, ctx: Context) -> str:
-        await ctx.activity(record, f"{ctx.actor_id} step")
+        await ctx.activity(step, f"{ctx.actor_id} step")
         msg = "the ledger does not balance"
         raise ArithmeticError(msg)
 
@@ -182,7 +173,7 @@ async def test_a_crashed_handler_turn_is_rolled_back_and_the_message_handled_aga
     assert await worker.ask(Work(5)) == 5
 
     assert await worker.query(Worker.state) == (5, [5])  # the crashed turns left nothing
-    assert effects == ["w work 5"] * 3  # the retried turn ran its activity anew
+    assert calls == ["w work 5"] * 3  # the retried turn ran its activity anew
     assert [c["attempt"] for c in log.crashes()] == [1, 2]
     assert {c["source"] for c in log.crashes()} == {"handler"}
     assert await system.dead_letters() == []
@@ -284,7 +275,7 @@ async def test_a_crash_in_run_recurs_until_the_budget_is_spent_then_the_actor_fa
 
         assert failed.value.type == "ArithmeticError"
         assert await ref.status() is Status.FAILED
-        assert effects == ["f step"]  # replay never ran the completed step again
+        assert calls == ["f step"]  # replay never ran the completed step again
         crashes = log.crashes()
         assert [(c["actor_id"], c["attempt"], c["source"]) for c in crashes] == [
             ("f", 1, "run"),
@@ -296,7 +287,7 @@ async def test_a_crash_in_run_recurs_until_the_budget_is_spent_then_the_actor_fa
     async with stores.system(Failing) as system:  # durably failed: nothing runs again
         with pytest.raises(ActorFailed, match="does not balance"):
             await system.get(Failing, "f").result()
-    assert effects == ["f step"]
+    assert calls == ["f step"]
 
 
 async def test_backoff_doubles_up_to_its_cap_and_jitter_stays_within_its_fraction() -> None:
@@ -356,7 +347,7 @@ async def test_a_child_past_its_budget_escalates_until_the_root_gives_up(
         assert restarted == [("bad", 1), ("bad", 2), ("root", 1), ("bad", 1), ("bad", 2)]
         assert await system.get(Failing, "bad").status() is Status.TERMINATED
         assert await system.get(Steady, "good").status() is Status.TERMINATED
-        assert effects == ["bad step"]  # no restart re-ran a completed activity
+        assert calls == ["bad step"]  # no restart re-ran a completed activity
 
 
 class Watcher(Actor, name="sup.Watcher"):
@@ -405,7 +396,7 @@ async def test_a_childs_result_is_replayed_after_the_parent_restarts(stores: Sto
         assert await root.result() == ["good=7", "bad failed: the ledger does not balance"]
     watches = [m for m in await stores.journal.pending("good") if m.key.startswith("act:root")]
     assert watches == []  # the watch was answered (consumed), not left waiting
-    assert effects == ["bad step"]
+    assert calls == ["bad step"]
 
 
 class Parent(Actor, name="sup.Parent"):
@@ -490,7 +481,7 @@ class InsufficientFundsError(Rejected):
 
 class Refuser(Actor, name="sup.Refuser"):
     async def run(self, ctx: Context) -> str:
-        await ctx.activity(record, "refuser step")
+        await ctx.activity(step, "refuser step")
         text = "the order was cancelled by the customer"
         raise Rejected(text)
 
@@ -522,7 +513,7 @@ async def test_a_rejection_from_run_fails_the_actor_at_once(
         await ref.result()
 
     assert log.crashes() == []
-    assert effects == ["refuser step"]
+    assert calls == ["refuser step"]
 
 
 class Ticker(Actor, name="sup.Ticker"):
@@ -531,7 +522,7 @@ class Ticker(Actor, name="sup.Ticker"):
     async def run(self, ctx: Context, label: str) -> int:
         self.ticks += 1  # a fresh state each run: always 1 at the end
         await ctx.sleep(1)
-        await ctx.activity(record, f"{label} tick")
+        await ctx.activity(step, f"{label} tick")
         return self.ticks
 
     @query
@@ -556,20 +547,20 @@ async def test_a_permanent_child_starts_a_new_run_whenever_its_run_ends(
             await settle(system)
             await stores.clock.advance(1.0)
         await settle(system)
-        assert effects == ["t tick"] * 3  # one per run, each run from a fresh state
+        assert calls == ["t tick"] * 3  # one per run, each run from a fresh state
         assert await ticker.status() is Status.RUNNING
         assert await ticker.query(Ticker.count) == 1  # not 4: each run starts afresh
     async with stores.system(Keeper, Ticker) as system:  # the next run goes on
         await settle(system)
         await stores.clock.advance(1.0)
         await settle(system)
-        assert effects == ["t tick"] * 4
+        assert calls == ["t tick"] * 4
         ticker = system.get(Ticker, "ticker")
         await ticker.terminate()
         await stores.clock.advance(5.0)
         await settle(system)
         assert await ticker.status() is Status.TERMINATED
-        assert effects == ["t tick"] * 4
+        assert calls == ["t tick"] * 4
 
 
 def test_a_window_shared_by_children_of_different_periods_forgets_nothing_too_early() -> None:
