@@ -136,8 +136,8 @@ class Worker(Actor):
         return self.seen
 
 
-class Supervisor(Actor):
-    seen: list[int] = attrs.Factory(list)
+class Supervisor(Worker):
+    """A worker that also builds its group of workers."""
 
     @handler
     async def build(self, ctx: Context, msg: Build) -> None:
@@ -147,16 +147,6 @@ class Supervisor(Actor):
             if worker in group.temporary:
                 policy = attrs.evolve(policy, restart=RestartType.TEMPORARY)
             await ctx.spawn(Worker, worker, supervision=policy)
-
-    @handler
-    async def poke(self, ctx: Context, msg: Poke) -> int:
-        self.seen.append(msg.id)
-        trip(msg)
-        return msg.id
-
-    @query
-    def handled(self) -> list[int]:
-        return self.seen
 
 
 class Root(Actor):
