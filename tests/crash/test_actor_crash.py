@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import ast
 import random
-import signal
 import subprocess
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
-from ._rounds import kill_in_rounds, start_worker
+from ._rounds import generations, kill_in_rounds, start_worker
 
 CHILD = Path(__file__).with_name("actor_worker.py")
 KILLS = 22
@@ -50,24 +48,14 @@ def run_round(tmp: Path, rng: random.Random, max_kills: int) -> int:
     acked_signals: Counter[str] = Counter()
     results: dict[str, dict[str, object]] = {}
     kills = 0
-    generation = 0
-    while True:
-        generation += 1
-        child = start(db, ledger, generation)
-        if kills < max_kills:
-            time.sleep(rng.uniform(0.35, 1.0))  # start-up takes about 0.3 s; then work
-            child.send_signal(signal.SIGKILL)
-        out, err = child.communicate(timeout=120)
-        for line in out.decode().splitlines():
+    for run in generations(lambda g: start(db, ledger, g), rng, max_kills, (0.35, 1.0)):
+        for line in run.out.decode().splitlines():
             if line.startswith("signal "):
                 acked_signals[line.split()[1]] += 1
             elif line.startswith("result "):
                 _, actor, value = line.split(" ", 2)
                 results[actor] = ast.literal_eval(value)
-        if child.returncode == 0:
-            break
-        assert child.returncode == -signal.SIGKILL, err.decode()
-        kills += 1
+        kills += run.killed
     assert sorted(results) == sorted(f"a{i}" for i in range(ACTORS))
     runs: dict[tuple[str, int], list[int]] = defaultdict(list)
     for actor, index, gen in ledger_lines(ledger):

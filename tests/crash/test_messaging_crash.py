@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import subprocess
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
-from ._rounds import kill_in_rounds, start_worker
+from ._rounds import generations, kill_in_rounds, start_worker
 from .messaging_worker import CHAINS, NODES, PLAN, SINKS, TTL, expected_reply, reports, sink_of
 
 CHILD = Path(__file__).with_name("messaging_worker.py")
@@ -86,24 +84,13 @@ def check_states(states: dict[str, object]) -> None:
 def run_round(tmp: Path, rng: random.Random, max_kills: int) -> int:
     """Kill the child at random moments until it finishes by itself; check; return kills."""
     db, ledger = tmp / "messages.db", tmp / "ledger.txt"
-    kills = 0
-    generation = 0
-    while True:
-        generation += 1
-        child = start(db, ledger, generation)
-        if kills < max_kills:
-            time.sleep(rng.uniform(0.3, 1.2))  # start-up takes about 0.3 s; then work
-            child.send_signal(signal.SIGKILL)
-        out, err = child.communicate(timeout=120)
-        if child.returncode == 0:
-            break
-        assert child.returncode == -signal.SIGKILL, err.decode()
-        kills += 1
-    states = final_states(out.decode())
+    runs = list(generations(lambda g: start(db, ledger, g), rng, max_kills, (0.3, 1.2)))
+    kills = sum(run.killed for run in runs)
+    states = final_states(runs[-1].out.decode())
     check_states(dict(states))
     # A clean restart re-asks every chain: the replies come from the journal, and no
     # message is handled again.
-    child = start(db, ledger, generation + 1)
+    child = start(db, ledger, runs[-1].number + 1)
     again, err = child.communicate(timeout=120)
     assert child.returncode == 0, err.decode()
     assert final_states(again.decode()) == states, "a clean restart changed the states"

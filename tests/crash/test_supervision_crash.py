@@ -40,10 +40,8 @@ import json
 import logging
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
 from functools import partial
 from pathlib import Path
@@ -69,7 +67,7 @@ from actors import (
 )
 from actors import signal as actor_signal
 
-from ._rounds import kill_in_rounds, start_module
+from ._rounds import generations, kill_in_rounds, start_module
 
 MODULE = "tests.crash.test_supervision_crash"
 KILLS = 22
@@ -475,26 +473,19 @@ def run_round(tmp: Path, rng: random.Random, max_kills: int, *, mid_restart: lis
     """
     db, ledger = tmp / "tree.db", tmp / "ledger.txt"
     kills = 0
-    generation = 0
-    while True:
-        generation += 1
-        child = start(db, ledger, generation)
-        if kills < max_kills:
-            time.sleep(rng.uniform(0.35, 1.2))  # start-up takes about 0.3 s; then work
-            child.send_signal(signal.SIGKILL)
-        out, err = child.communicate(timeout=120)
-        run = Run.parse(out)
-        assert not run.errors, f"generation {generation}: {run.errors}"
-        if child.returncode == 0:
-            break
-        assert child.returncode == -signal.SIGKILL, err.decode()
-        kills += 1
-        mid_restart.append(bool(run.pending_restarts))
-    final = Run.parse(out)
+    number = 0
+    for generation in generations(lambda g: start(db, ledger, g), rng, max_kills, (0.35, 1.2)):
+        run = Run.parse(generation.out)
+        assert not run.errors, f"generation {generation.number}: {run.errors}"
+        number = generation.number
+        if generation.killed:
+            kills += 1
+            mid_restart.append(bool(run.pending_restarts))
+    final = run
     check_tree(final)
     # A clean restart re-sends every ask and the unacknowledged tells: the replies come
     # from the journal, nothing is handled again, the tree stays as it is.
-    child = start(db, ledger, generation + 1)
+    child = start(db, ledger, number + 1)
     again, err = child.communicate(timeout=120)
     assert child.returncode == 0, err.decode()
     rerun = Run.parse(again)
