@@ -119,7 +119,7 @@ class Hosting:
         runner = Runner(self._system, actor_id, cls.__actor_name__, engine, seq=0)
         meta = meta or StreamMeta(type=cls.__actor_name__)
         runner.metadata = self.codec.encode(meta)
-        runner.place(meta)
+        runner.meta = meta
         runner.first_consume = consume
         runner.add_mail(list(mail))
         self._runners[actor_id] = runner
@@ -379,7 +379,7 @@ class Hosting:
         runner = Runner(self._system, actor_id, cls.__actor_name__, engine, rebuilt.seq)
         runner.snapshot_seq = rebuilt.snapshot_seq
         runner.retry.extend(rebuilt.retry)
-        runner.place(meta)
+        runner.meta = meta
         runner.add_mail(list(mail))
         # Crashed as it replayed: its supervisor acts, unless its parent ended meanwhile
         # (then it ends too, below).
@@ -419,15 +419,8 @@ class Hosting:
         """Rebuild a stopped runner's actor from its journal (a restart)."""
         cls = self._types[runner.type_name]
         pending = await self.journal.pending(runner.actor_id)
-        meta = StreamMeta(
-            type=runner.type_name,
-            parent=runner.parent,
-            supervision=runner.supervision,
-            spawned_at=runner.spawned_at,
-            args=runner.spawn_args,
-        )
         return await self._recover(
-            runner.actor_id, cls, meta, queued, mail=pending, supervise=supervise
+            runner.actor_id, cls, runner.meta, queued, mail=pending, supervise=supervise
         )
 
     async def _halt(

@@ -61,7 +61,7 @@ from ._mail import (
 from ._recovery import StreamMeta, engine_from, successor_snapshot
 from ._replay import Engine, Outcome
 from ._status import Status
-from ._supervision import Crash, RestartType, Supervision
+from ._supervision import Crash, RestartType
 
 if TYPE_CHECKING:
     from ._system import ActorSystem
@@ -130,14 +130,9 @@ class Runner:
         self.first_consume: str | None = None  # the spawn message the first commit takes
         self.gated = True
         """Closed to direct delivery until the system opens it (see ``ActorSystem._start``)."""
-        self.parent: str | None = None
-        """The supervising actor (None: the root)."""
-        self.supervision: Supervision | None = None
-        """The parent's policy for this actor (None: the default)."""
-        self.spawned_at = 0
-        """The parent's command that spawned it (orders siblings)."""
-        self.spawn_args: bytes | None = None
-        """Its spawn arguments (for a ``PERMANENT`` actor's next run)."""
+        self.meta = StreamMeta(type=type_name)
+        """Its stream's metadata: its parent (None: the root), the parent's policy for
+        it, its place among its siblings and its spawn arguments."""
         self.retry: deque[MessageReceived] = deque()
         """Messages whose turns were rolled back: handled again before the mailbox."""
         self.driver: asyncio.Task[None] | None = None
@@ -431,13 +426,6 @@ class Runner:
 
     # Supervision --------------------------------------------------------------------
 
-    def place(self, meta: StreamMeta) -> None:
-        """Take the actor's place in the tree from its stream's metadata."""
-        self.parent = meta.parent
-        self.supervision = meta.supervision
-        self.spawned_at = meta.spawned_at
-        self.spawn_args = meta.args
-
     def _stop_entry(self, now: float) -> Entry | None:
         """Its parent's stop request, as the input that terminates it, if one waits."""
         stop = self.mail.get(STOP_KEY)
@@ -538,13 +526,13 @@ class Runner:
         outcome = self.engine.outcome
         if isinstance(outcome, ContinuedAsNew):
             return outcome
-        policy = self.supervision
+        policy, args = self.meta.supervision, self.meta.args
         if (
             policy is not None
             and policy.restart is RestartType.PERMANENT
             and isinstance(outcome, Completed | Cancelled)
             and not self.engine.terminated
-            and self.spawn_args is not None
+            and args is not None
         ):
             logger.info(
                 "permanent actor %r ended (%s); starting a new run",
@@ -553,7 +541,7 @@ class Runner:
                 extra={"actor_id": self.actor_id},
             )
             fresh = self.system.codec.encode(type(self.engine.actor)())
-            return ContinuedAsNew(args=self.spawn_args, state=fresh)
+            return ContinuedAsNew(args=args, state=fresh)
         return None
 
     async def next_run(self, outcome: ContinuedAsNew) -> Started:

@@ -53,14 +53,15 @@ class Supervisor:
 
     def policy(self, runner: Runner) -> Supervision:
         """The policy ``runner``'s supervisor applies to it."""
-        if runner.supervision is not None:
-            return runner.supervision
-        return self.root if runner.parent is None else Supervision()
+        if runner.meta.supervision is not None:
+            return runner.meta.supervision
+        return self.root if runner.meta.parent is None else Supervision()
 
     def _window(self, runner: Runner) -> RestartWindow:
         # A parent's budget covers all its children; the root's is per top-level actor,
         # so one crash loop cannot fail its unrelated neighbours.
-        key = runner.parent if runner.parent is not None else f"$root/{runner.actor_id}"
+        parent = runner.meta.parent
+        key = parent if parent is not None else f"$root/{runner.actor_id}"
         return self._windows.setdefault(key, RestartWindow())
 
     # Episodes -----------------------------------------------------------------------
@@ -184,19 +185,20 @@ class Supervisor:
             What was stopped of the siblings spawned before ``runner``, and the rest,
             each in the order to rebuild them (spawn order, parents first).
         """
+        parent, spawned_at = runner.meta.parent, runner.meta.spawned_at
         siblings: list[Runner] = []
-        if policy.strategy is not Strategy.ONE_FOR_ONE and runner.parent is not None:
+        if policy.strategy is not Strategy.ONE_FOR_ONE and parent is not None:
             siblings = [
                 r
-                for r in self._live_children(runner.parent)
+                for r in self._live_children(parent)
                 if r is not runner
-                and (policy.strategy is Strategy.ONE_FOR_ALL or r.spawned_at > runner.spawned_at)
+                and (policy.strategy is Strategy.ONE_FOR_ALL or r.meta.spawned_at > spawned_at)
             ]
         before: list[Held] = []
         after: list[Held] = []
         for sibling in reversed(siblings):
             stopped = await self._hold_tree(sibling)
-            if sibling.spawned_at < runner.spawned_at:
+            if sibling.meta.spawned_at < spawned_at:
                 before[:0] = stopped
             else:
                 after[:0] = stopped
@@ -205,8 +207,8 @@ class Supervisor:
         return before, after
 
     def _live_children(self, actor_id: str) -> list[Runner]:
-        children = [r for r in self._system._runners.values() if r.parent == actor_id]
-        return sorted(children, key=lambda r: r.spawned_at)
+        children = [r for r in self._system._runners.values() if r.meta.parent == actor_id]
+        return sorted(children, key=lambda r: r.meta.spawned_at)
 
     async def _hold_tree(self, runner: Runner) -> list[Held]:
         """Stop ``runner``'s live subtree in memory, children first; hold each actor.
@@ -232,7 +234,7 @@ class Supervisor:
                     replacement = await system._rebuild(runner, queued, supervise=True)
                     self._windows.pop(runner.actor_id, None)  # a fresh supervisor
                     if replacement is not None:
-                        _log_rebuilt(runner.actor_id, runner.parent)
+                        _log_rebuilt(runner.actor_id, runner.meta.parent)
                 else:
                     runner._fail(queued)
             finally:
@@ -270,7 +272,7 @@ class Supervisor:
                 return "failed"
             return "dropped"
         runner.add_mail(system._early_mail.pop(actor_id, []))
-        if runner.parent is None or policy.restart is RestartType.TEMPORARY:
+        if runner.meta.parent is None or policy.restart is RestartType.TEMPORARY:
             logger.error(
                 "actor %r failed: its supervisor gave up after %s",
                 actor_id,
@@ -280,7 +282,7 @@ class Supervisor:
             runner._fail(queued)
             await _recorded(give_up(runner, crash), actor_id)
             return "failed"
-        parent = runner.parent
+        parent = runner.meta.parent
         escalation = ErrorInfo(
             type="actors.ChildFailed",
             message=(
